@@ -115,7 +115,9 @@ def download(url: str, target: Path, *, sha1: str | None = None, sha256: str | N
             with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as resp:
                 shutil.copyfileobj(resp, out)
         except (urllib.error.URLError, OSError) as e:
-            raise AssetError(f"could not download {url} ({e}); offline? Put the file under ${ENV_VAR}.") from e
+            raise AssetError(
+                f"could not download {url} ({e}); offline? Put the file under ${ENV_VAR}."
+            ) from e
         for algorithm, expected in (("sha1", sha1), ("sha256", sha256)):
             if expected and file_digest(tmp, algorithm) != expected:
                 raise AssetError(f"checksum mismatch for {url}: {algorithm} is not {expected}")

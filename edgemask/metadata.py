@@ -1,0 +1,140 @@
+"""Self-describing model files: what the runtime needs to run a model, stored inside the model itself.
+
+ONNX files carry it as the ``metadata_props`` entry ``"edgemask"``; TFLite files as a ``metadata.json``
+member of a zip archive appended to the flatbuffer (interpreters ignore trailing bytes, and ``zipfile``
+finds the archive from the end). Either way it is the JSON of :class:`ModelMeta`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+METADATA_KEY = "edgemask"
+TFLITE_MEMBER = "metadata.json"
+
+
+class MetadataError(ValueError):
+    """A model file without edgemask metadata, or with metadata this version cannot read."""
+
+
+@dataclass(frozen=True)
+class PriorHead:
+    """One SSD head: Caffe ``PriorBox`` parameters plus the conv/pool ``chain`` that sets its map size.
+
+    ``chain`` lists ``(kernel, stride, pad, ceil_mode)`` for every spatial op from the input to the head,
+    so the feature-map size (and the priors) can be computed for any input size.
+    """
+
+    min_size: float
+    max_size: float | None
+    aspect_ratios: tuple[float, ...]
+    flip: bool
+    clip: bool
+    step: float | None
+    offset: float
+    chain: tuple[tuple[int, int, int, bool], ...]
+
+
+@dataclass(frozen=True)
+class SSDConfig:
+    """Caffe ``DetectionOutput`` semantics, applied in numpy by the runtime."""
+
+    heads: tuple[PriorHead, ...]
+    variances: tuple[float, float, float, float] = (0.1, 0.1, 0.2, 0.2)
+    nms_threshold: float = 0.45
+    top_k: int = 400
+    keep_top_k: int = 200
+    background_label: int = 0
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """Everything a model file must say about itself.
+
+    ``input_size`` is ``(height, width)``; ``None`` dimensions mean the file accepts any size (dynamic).
+    ``channel_order`` is what the model expects (``"RGB"`` or ``"BGR"``); pixels go in as 0-255 values,
+    normalization (``mean``/``scale`` for documentation) already happens inside the model.
+    """
+
+    task: str
+    precision: str
+    input_size: tuple[int | None, int | None]
+    labels: tuple[str, ...]
+    channel_order: str = "RGB"
+    layout: str = "NHWC"
+    mean: tuple[float, ...] = (0.0, 0.0, 0.0)
+    scale: float = 1.0
+    thresholds: dict[str, float] = field(default_factory=dict)
+    ssd: SSDConfig | None = None
+    outputs: tuple[str, ...] = ()
+    sources: dict[str, str] = field(default_factory=dict)
+    edgemask_version: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelMeta:
+        try:
+            d = json.loads(text)
+            ssd = d.pop("ssd", None)
+            if ssd is not None:
+                heads = tuple(
+                    PriorHead(
+                        **{**h, "aspect_ratios": tuple(h["aspect_ratios"]), "chain": _tuples(h["chain"])}
+                    )
+                    for h in ssd.pop("heads")
+                )
+                ssd = SSDConfig(
+                    heads=heads, **{k: tuple(v) if isinstance(v, list) else v for k, v in ssd.items()}
+                )
+            return cls(
+                ssd=ssd,
+                **{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()},
+            )
+        except (TypeError, KeyError, json.JSONDecodeError) as e:
+            raise MetadataError(f"unreadable edgemask metadata: {e}") from e
+
+
+def _tuples(rows: list[list]) -> tuple[tuple, ...]:
+    return tuple(tuple(r) for r in rows)
+
+
+def append_tflite_metadata(path: str | os.PathLike, meta: ModelMeta) -> None:
+    """Attach ``meta`` to a ``.tflite`` file in place (replacing earlier metadata is not supported)."""
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(TFLITE_MEMBER, meta.to_json())
+
+
+def read_tflite_metadata(path: str | os.PathLike) -> ModelMeta:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return ModelMeta.from_json(zf.read(TFLITE_MEMBER).decode())
+    except (zipfile.BadZipFile, KeyError) as e:
+        raise MetadataError(f"{path}: no edgemask metadata (not exported by edgemask-export?)") from e
+
+
+def read_onnx_metadata(custom_metadata: dict[str, str], path: str | os.PathLike) -> ModelMeta:
+    """From onnxruntime's ``get_modelmeta().custom_metadata_map`` (no ``onnx`` package needed)."""
+    if METADATA_KEY not in custom_metadata:
+        raise MetadataError(f"{path}: no edgemask metadata (not exported by edgemask-export?)")
+    return ModelMeta.from_json(custom_metadata[METADATA_KEY])
+
+
+def read_metadata(path: str | os.PathLike) -> ModelMeta:
+    """The metadata of a ``.tflite`` or ``.onnx`` file."""
+    path = Path(path)
+    if path.suffix == ".tflite":
+        return read_tflite_metadata(path)
+    if path.suffix == ".onnx":
+        import onnxruntime as ort
+
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return read_onnx_metadata(sess.get_modelmeta().custom_metadata_map, path)
+    raise MetadataError(f"{path}: unknown model format {path.suffix!r} (expected .tflite or .onnx)")
