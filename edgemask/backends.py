@@ -1,0 +1,147 @@
+"""One loader for every model file: the suffix picks the runtime (``.tflite`` → LiteRT, ``.onnx`` → ONNX
+Runtime), integer models are quantized on the way in and dequantized on the way out, and the metadata the
+exporter embedded comes back as :class:`~edgemask.metadata.ModelMeta`. Callers only see float arrays.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgemask.metadata import ModelMeta, read_onnx_metadata, read_tflite_metadata
+
+TFLITE_INTERPRETERS = (
+    ("ai_edge_litert.interpreter", "Interpreter"),
+    ("tflite_runtime.interpreter", "Interpreter"),
+    ("tensorflow.lite", "Interpreter"),
+)
+"""LiteRT first; the old tflite-runtime and full TensorFlow only as fallbacks, with a warning."""
+
+
+class BackendError(RuntimeError):
+    """A model file that cannot be loaded, or a runtime that is not installed."""
+
+
+class Backend:
+    """A loaded model. ``run`` takes one NHWC batch and returns the outputs as float32 arrays."""
+
+    path: Path
+    meta: ModelMeta
+    name: str
+
+    def run(self, x: np.ndarray) -> list[np.ndarray]:
+        raise NotImplementedError
+
+
+def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> np.ndarray:
+    """Float (or raw pixel) values to the integer grid of a quantized tensor, saturating."""
+    info = np.iinfo(dtype)
+    if scale == 1.0 and zero_point == 0 and x.dtype == dtype:
+        return x
+    q = np.round(np.asarray(x, dtype=np.float32) / scale) + zero_point
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    return (q.astype(np.float32) - zero_point) * np.float32(scale)
+
+
+def _tflite_interpreter_class() -> tuple[Any, str]:
+    for i, (module, attr) in enumerate(TFLITE_INTERPRETERS):
+        try:
+            cls = getattr(importlib.import_module(module), attr)
+        except ImportError:
+            continue
+        if i > 0:
+            warnings.warn(
+                f"ai-edge-litert is not installed; using {module} (slower, older ops). "
+                "Install it: pip install 'edgemask[tflite]'",
+                stacklevel=3,
+            )
+        return cls, module
+    raise BackendError("no TFLite runtime: pip install 'edgemask[tflite]' (ai-edge-litert)")
+
+
+class TFLiteBackend(Backend):
+    def __init__(self, path: Path, threads: int = 1) -> None:
+        interpreter_cls, self.name = _tflite_interpreter_class()
+        self.path = path
+        self.meta = read_tflite_metadata(path)
+        try:
+            self.interpreter = interpreter_cls(model_path=str(path), num_threads=threads)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as e:
+            raise BackendError(f"{path}: not a loadable TFLite model ({e})") from e
+        self._input = self.interpreter.get_input_details()[0]
+        self._outputs = self.interpreter.get_output_details()
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The file's input shape; -1 marks a dynamic dimension."""
+        return tuple(int(d) for d in self._input["shape_signature"])
+
+    def run(self, x: np.ndarray) -> list[np.ndarray]:
+        inp = self._input
+        if tuple(inp["shape"]) != x.shape:
+            self.interpreter.resize_tensor_input(inp["index"], list(x.shape), strict=False)
+            self.interpreter.allocate_tensors()
+            self._input = inp = self.interpreter.get_input_details()[0]
+            self._outputs = self.interpreter.get_output_details()
+        dtype = inp["dtype"]
+        if np.issubdtype(dtype, np.integer):
+            scale, zero = inp["quantization"]
+            x = quantize(x, scale or 1.0, zero, dtype)
+        self.interpreter.set_tensor(inp["index"], x.astype(dtype, copy=False))
+        self.interpreter.invoke()
+        results = []
+        for out in self._outputs:
+            y = self.interpreter.get_tensor(out["index"])
+            scale, zero = out["quantization"]
+            results.append(dequantize(y, scale, zero) if scale else y.astype(np.float32))
+        return results
+
+
+class OnnxBackend(Backend):
+    def __init__(self, path: Path, threads: int = 1) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as e:
+            raise BackendError("ONNX Runtime is not installed: pip install 'edgemask[onnx]'") from e
+        self.name = "onnxruntime"
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as e:
+            raise BackendError(f"{path}: not a loadable ONNX model ({e})") from e
+        self.path = path
+        self.meta = read_onnx_metadata(self.session.get_modelmeta().custom_metadata_map, path)
+        self._input = self.session.get_inputs()[0]
+        self._dtype = np.uint8 if self._input.type == "tensor(uint8)" else np.float32
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(d if isinstance(d, int) else -1 for d in self._input.shape)
+
+    def run(self, x: np.ndarray) -> list[np.ndarray]:
+        outputs = self.session.run(None, {self._input.name: x.astype(self._dtype, copy=False)})
+        return [np.asarray(y, dtype=np.float32) for y in outputs]
+
+
+BACKENDS = {".tflite": TFLiteBackend, ".onnx": OnnxBackend}
+
+
+def load_backend(path: str | os.PathLike, threads: int = 1) -> Backend:
+    """Load a ``.tflite`` or ``.onnx`` model exported by ``edgemask-export``."""
+    path = Path(path)
+    if path.suffix not in BACKENDS:
+        raise BackendError(f"{path}: unknown model format {path.suffix!r}; expected .tflite or .onnx")
+    if not path.is_file():
+        raise BackendError(f"{path}: model file not found (run edgemask-export or pass the model path)")
+    return BACKENDS[path.suffix](path, threads=max(1, int(threads)))
