@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -41,7 +41,6 @@ class Timings:
     detect: float = 0.0
     classify: float = 0.0
     total: float = 0.0
-    extra: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, float]:
         return {

@@ -1,0 +1,40 @@
+"""Quantization helpers and the loader's errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from edgemask.backends import BackendError, dequantize, load_backend, quantize
+
+
+@given(
+    x=arrays(np.float32, 20, elements=st.floats(-3, 3, width=32)),
+    scale=st.floats(0.01, 0.1),
+    zero=st.integers(-20, 20),
+)
+@settings(max_examples=60, deadline=None)
+def test_quantize_round_trip_within_half_a_step(x, scale, zero) -> None:
+    q = quantize(x, scale, zero, np.int8)
+    assert q.dtype == np.int8
+    back = dequantize(q, scale, zero)
+    inside = (x / scale + zero >= -128) & (x / scale + zero <= 127)
+    assert np.all(np.abs(back - x)[inside] <= scale / 2 + 1e-6)
+
+
+def test_quantize_saturates_and_passes_raw_pixels_through() -> None:
+    assert quantize(np.array([1000.0, -1000.0]), 1.0, 0, np.int8).tolist() == [127, -128]
+    pixels = np.array([0, 17, 255], np.uint8)
+    assert quantize(pixels, 1.0, 0, np.uint8) is pixels
+
+
+def test_loader_errors_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(BackendError, match="unknown model format"):
+        load_backend(tmp_path / "model.pt")
+    with pytest.raises(BackendError, match="not found"):
+        load_backend(tmp_path / "missing.tflite")
