@@ -1,0 +1,87 @@
+"""PASCAL VOC parsing and ground-truth crops."""
+
+import warnings
+
+import cv2
+import numpy as np
+import pytest
+
+from edgemask.assets import AssetError, dataset
+from edgemask.voc import VocError, face_boxes, iter_face_crops, iter_scenes, parse_annotation
+
+XML = """<annotation><folder>images</folder><filename>{name}</filename>
+<size><width>40</width><height>30</height><depth>3</depth></size>
+<object><name>with_mask</name><difficult>0</difficult>
+<bndbox><xmin>10</xmin><ymin>5</ymin><xmax>20</xmax><ymax>15</ymax></bndbox></object>
+<object><name>mask_weared_incorrect</name><difficult>1</difficult>
+<bndbox><xmin>0</xmin><ymin>20</ymin><xmax>8</xmax><ymax>30</ymax></bndbox></object>
+</annotation>"""
+
+
+@pytest.fixture
+def scenes(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "annotations").mkdir()
+    image = np.arange(30 * 40 * 3, dtype=np.uint32).reshape(30, 40, 3) % 251
+    cv2.imwrite(str(tmp_path / "images" / "a.png"), image.astype(np.uint8))
+    (tmp_path / "annotations" / "a.xml").write_text(XML.format(name="a.png"))
+    return tmp_path, image.astype(np.uint8)
+
+
+def test_parse_annotation(scenes):
+    folder, _ = scenes
+    ann = parse_annotation(folder / "annotations" / "a.xml")
+    assert (ann.filename, ann.width, ann.height) == ("a.png", 40, 30)
+    assert [o.name for o in ann.objects] == ["with_mask", "mask_weared_incorrect"]
+    assert ann.objects[0].box == (10.0, 5.0, 20.0, 15.0)
+    assert (ann.objects[0].width, ann.objects[0].height) == (10.0, 10.0)
+    assert ann.objects[1].difficult and not ann.objects[0].difficult
+
+
+def test_crops_are_the_annotated_pixels(scenes):
+    folder, image = scenes
+    crops = list(iter_face_crops(folder))
+    assert [c.name for c in crops] == ["with_mask", "mask_weared_incorrect"]
+    assert np.array_equal(crops[0].image, image[5:15, 10:20])
+    assert crops[0].box == (10, 5, 20, 15)
+
+
+def test_margin_grows_and_clamps(scenes):
+    folder, image = scenes
+    crops = list(iter_face_crops(folder, margin=0.5, classes=("with_mask", "mask_weared_incorrect")))
+    assert crops[0].box == (5, 0, 25, 20)  # 10 px box + 5 px per side; top clamped at 0
+    assert np.array_equal(crops[0].image, image[0:20, 5:25])
+    assert crops[1].box == (0, 15, 12, 30)  # clamped at left and bottom
+
+
+def test_face_boxes_without_objects():
+    assert face_boxes((), 0.1, 10, 10).shape == (0, 4)
+
+
+def test_broken_annotation_and_missing_image_are_skipped_with_warning(scenes):
+    folder, _ = scenes
+    (folder / "annotations" / "broken.xml").write_text("<annotation><size>")
+    (folder / "annotations" / "orphan.xml").write_text(XML.format(name="nowhere.png"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        names = [s.image_path.name for s in iter_scenes(folder)]
+    assert names == ["a.png"]
+    assert len(caught) == 2
+    with pytest.raises(VocError):
+        parse_annotation(folder / "annotations" / "broken.xml")
+
+
+def test_folder_layout_is_checked(tmp_path):
+    with pytest.raises(FileNotFoundError, match="images/ and annotations/"):
+        next(iter_scenes(tmp_path))
+
+
+def test_real_scene_annotation():
+    try:
+        folder = dataset("scenes_dev")
+    except AssetError:
+        pytest.skip("shared scenes_dev not available")
+    ann = parse_annotation(folder / "annotations" / "maksssksksss0.xml")
+    assert (ann.width, ann.height) == (512, 366)
+    assert [o.name for o in ann.objects] == ["without_mask", "with_mask", "without_mask"]
+    assert ann.objects[0].box == (79.0, 105.0, 109.0, 142.0)
