@@ -1,0 +1,107 @@
+"""What edgemask-run shows and saves: annotations, real-time video saving, the GUI check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from runtime_fakes import read_index, stamp_index
+
+from edgemask import display
+from edgemask.draw import COLORS, annotate
+from edgemask.pipeline import Face
+from edgemask.recording import VideoSaver
+from edgemask.sources import Frame
+
+
+def test_annotate_draws_coloured_boxes_on_a_copy() -> None:
+    image = np.full((120, 160, 3), 128, np.uint8)
+    faces = [Face((40, 50, 80, 100), "mask", 0.93, 0.9), Face((100, 60, 140, 110), "no_mask", 0.7, 0.8)]
+    out = annotate(image, faces)
+    assert (image == 128).all()
+    assert tuple(out[99, 60]) == COLORS["mask"]  # bottom edge of the first box (x2, y2 exclusive)
+    assert tuple(out[80, 139]) == COLORS["no_mask"]  # right edge of the second
+    assert (out[70:90, 50:70] == 128).all()  # inside stays clean
+    assert (out[35:49, 40:80] != 128).any()  # the label sits above the box
+
+
+def test_faces_at_the_border_keep_their_labels_inside() -> None:
+    image = np.zeros((60, 80, 3), np.uint8)
+    out = annotate(
+        image, [Face((0, 0, 80, 60), "no_mask", 0.5, 0.5), Face((70, 55, 80, 60), "mask", 0.9, 0.9)]
+    )
+    assert out.shape == image.shape
+    assert tuple(out[59, 40]) == COLORS["no_mask"]
+    assert (out[:20, :] != 0).any()
+
+
+def test_fps_counter_is_drawn_top_left() -> None:
+    image = np.zeros((100, 200, 3), np.uint8)
+    assert not annotate(image, []).any()
+    assert annotate(image, [], fps=12.5)[:20, :80].any()
+
+
+def frame_with(k: int) -> Frame:
+    return Frame(stamp_index(np.zeros((64, 160, 3), np.uint8), k), k, "0", "0")
+
+
+def count_frames(path: Path) -> list[int]:
+    cap = cv2.VideoCapture(str(path))
+    got = []
+    while (item := cap.read())[0]:
+        got.append(read_index(item[1]))
+    cap.release()
+    return got
+
+
+def test_live_video_repeats_frames_to_play_in_real_time(tmp_path: Path) -> None:
+    times = iter([0.0, 0.0, 0.05, 0.5])  # the file opens at t=0 with frame 0, then frames at 0.05 s, 0.5 s
+    saver = VideoSaver(tmp_path / "cam.avi", fps=10, realtime=True, clock=lambda: next(times))
+    for k in range(3):
+        saver.write(frame_with(k), frame_with(k).image)
+    saver.close()
+    # t=0: frame 0; t=0.05: nothing due yet at 10 fps (dropped); t=0.5: frames 1-5 due, all showing frame 2.
+    assert count_frames(tmp_path / "cam.avi") == [0, 2, 2, 2, 2, 2]
+
+
+def test_video_saving_never_overwrites_and_drops_empty_files(tmp_path: Path) -> None:
+    (tmp_path / "out.mp4").write_bytes(b"earlier result")
+    saver = VideoSaver(tmp_path / "out.mp4", fps=5, realtime=False)
+    for k in range(3):
+        saver.write(frame_with(k), frame_with(k).image)
+    saver.close()
+    assert (tmp_path / "out.mp4").read_bytes() == b"earlier result"
+    assert count_frames(tmp_path / "out-1.mp4") == [0, 1, 2]
+    unused = VideoSaver(tmp_path / "none.mp4", fps=5, realtime=False)
+    unused.close()
+    assert not (tmp_path / "none.mp4").exists()
+
+
+def test_frames_of_another_size_are_fitted(tmp_path: Path) -> None:
+    saver = VideoSaver(tmp_path / "v.avi", fps=5, realtime=False)
+    saver.write(frame_with(0), frame_with(0).image)
+    saver.write(frame_with(1), cv2.resize(frame_with(1).image, (320, 128)))
+    saver.close()
+    assert count_frames(tmp_path / "v.avi") == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("gui", "env", "problem"),
+    [
+        ("NONE", {"DISPLAY": ":0"}, "no GUI support"),
+        ("GTK3", {}, "$DISPLAY is not set"),
+        ("GTK3", {"DISPLAY": ":0"}, None),
+        ("QT5", {"WAYLAND_DISPLAY": "wayland-0"}, None),
+    ],
+)
+def test_gui_problem(monkeypatch: pytest.MonkeyPatch, gui: str, env: dict, problem: str | None) -> None:
+    monkeypatch.setattr(cv2, "getBuildInformation", lambda: f"  GUI:                  {gui}\n  Media I/O:\n")
+    monkeypatch.setattr(display.sys, "platform", "linux")
+    for var in ("DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(var, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    found = display.gui_problem()
+    assert found is None if problem is None else problem in found

@@ -1,0 +1,107 @@
+"""The runtime never imports TensorFlow: every runtime module, the pipeline and edgemask-run run in a
+subprocess where importing tensorflow (or Keras) fails, and afterwards none of them is in sys.modules."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from conftest import MODELS
+
+BLOCKER = '''
+import sys
+
+BLOCKED = ("tensorflow", "keras", "tf_keras")
+
+
+class BlockTensorFlow:
+    """A meta-path finder that refuses TensorFlow and Keras, as on a device without them."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ImportError(f"{name} is blocked: the edgemask runtime must not need it")
+        return None
+
+
+sys.meta_path.insert(0, BlockTensorFlow())
+'''
+
+RUNTIME_MODULES = (
+    "edgemask",
+    "edgemask.assets",
+    "edgemask.backends",
+    "edgemask.camera",
+    "edgemask.classifier",
+    "edgemask.cli",
+    "edgemask.detector",
+    "edgemask.display",
+    "edgemask.draw",
+    "edgemask.imageio",
+    "edgemask.metadata",
+    "edgemask.outfiles",
+    "edgemask.pipeline",
+    "edgemask.preprocess",
+    "edgemask.recording",
+    "edgemask.sorting",
+    "edgemask.sources",
+    "edgemask.ssd",
+)
+
+SCRIPT = """
+import importlib, io, json, sys
+from contextlib import redirect_stdout
+
+try:
+    import tensorflow  # noqa: F401
+except ImportError:
+    pass
+else:
+    raise SystemExit("the blocker is not active")
+
+for name in {modules!r}:
+    importlib.import_module(name)
+
+from edgemask.cli import main
+from runtime_fakes import FakePipeline
+
+images = {images!r}
+out = io.StringIO()
+with redirect_stdout(out):
+    assert main(["--source", images[0], "--json", "--quiet"], make_pipeline=lambda a: FakePipeline()) == 0
+    if {real!r}:
+        assert main(["--source", {folder!r}, "--json", "--quiet", "--max-frames", "2"]) == 0
+records = [json.loads(line) for line in out.getvalue().splitlines()]
+assert len(records) == (3 if {real!r} else 1), records
+leaked = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "tf_keras"))
+assert not leaked, leaked
+print("OK", len(records), "records; backend modules:", sorted(m for m in sys.modules if "litert" in m)[:1])
+"""
+
+
+def test_runtime_and_cli_never_import_tensorflow(tmp_path: Path, scenes_dir: Path) -> None:
+    (tmp_path / "sitecustomize.py").write_text(BLOCKER)
+    images = [str(p) for p in sorted((scenes_dir / "images").iterdir())[:2]]
+    folder = tmp_path / "two"
+    folder.mkdir()
+    for p in images:
+        (folder / Path(p).name).symlink_to(p)
+    real = (MODELS / "face_detector_int8.tflite").is_file() and (
+        MODELS / "mask_classifier_int8.tflite"
+    ).is_file()
+    script = SCRIPT.format(modules=RUNTIME_MODULES, images=images, real=real, folder=str(folder))
+    tests_dir = Path(__file__).resolve().parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(tests_dir)])}
+    env.pop("EDGEMASK_MODELS", None)  # the real run uses the checkout's models/
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.startswith("OK"), result.stdout
