@@ -130,7 +130,7 @@ class FaceCrop:
 
 
 def face_boxes(objects: tuple[VocObject, ...], margin: float, width: int, height: int) -> np.ndarray:
-    """Integer crop boxes: each object's box grown by ``margin`` of its size per side, clamped to the image."""
+    """Integer crop boxes: object boxes grown by ``margin`` of their size per side, clamped to the image."""
     if not objects:
         return np.zeros((0, 4), dtype=np.int64)
     return clamp_box(expand_box(np.array([o.box for o in objects]), margin), width, height)

@@ -1,0 +1,92 @@
+"""Random distortions for training batches, applied in the tf.data pipeline (never inside the model).
+
+TensorFlow is imported only when an augmenter is built, so the config is cheap to import.
+Besides the usual flips, rotations, shears, zoom, shifts and brightness/contrast, two distortions target
+what the classifier meets at run time: detector boxes that are looser or tighter than the training
+crops (zoom with independent height/width factors), and faces only 8-48 px wide in the frame
+(downscale to a random small size, then upscale back, as the runtime's resize does).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    rotation_deg: float = 15.0
+    shear: float = 0.1
+    zoom: float = 0.25
+    """Zoom range +-: negative factors crop tighter, positive ones pad like a loose detector box."""
+    shift: float = 0.1
+    brightness: float = 0.2
+    contrast: float = 0.2
+    low_res_prob: float = 0.5
+    low_res_min: int = 8
+    low_res_max: int = 48
+    low_res_aspect: float = 0.2
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def low_resolution(images: tf.Tensor, cfg: AugmentConfig, seed: int) -> tf.Tensor:
+    """Per image, with probability ``low_res_prob``: shrink (area) to a log-uniform random width in
+    [low_res_min, low_res_max] px with some aspect jitter, then enlarge back (bilinear)."""
+    import tensorflow as tf
+
+    n = tf.shape(images)[0]
+    height, width = images.shape[1], images.shape[2]
+    lo, hi = math.log(cfg.low_res_min), math.log(cfg.low_res_max)
+    sizes = tf.exp(tf.random.uniform([n], lo, hi, seed=seed))
+    aspect = tf.exp(tf.random.uniform([n], -cfg.low_res_aspect, cfg.low_res_aspect, seed=seed + 1))
+    small_w = tf.cast(tf.round(sizes), tf.int32)
+    small_h = tf.maximum(tf.cast(tf.round(sizes * aspect), tf.int32), 2)
+    apply = tf.random.uniform([n], seed=seed + 2) < cfg.low_res_prob
+
+    def degrade(args: tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]) -> tf.Tensor:
+        image, h, w, on = args
+        small = tf.image.resize(image, tf.stack([h, w]), method="area")
+        back = tf.image.resize(small, [height, width], method="bilinear")
+        return tf.where(on, back, image)
+
+    return tf.map_fn(
+        degrade,
+        (images, small_h, small_w, apply),
+        fn_output_signature=tf.TensorSpec(images.shape[1:], tf.float32),
+    )
+
+
+def make_augmenter(cfg: AugmentConfig, seed: int) -> Callable[[tf.Tensor], tf.Tensor]:
+    """A function from a float32 RGB batch in [0, 255] to a distorted batch of the same shape and range."""
+    import keras
+    import tensorflow as tf
+
+    layers = [
+        keras.layers.RandomFlip("horizontal", seed=seed),
+        keras.layers.RandomRotation(cfg.rotation_deg / 360.0, fill_mode="reflect", seed=seed + 1),
+        keras.layers.RandomShear(cfg.shear, cfg.shear, fill_mode="reflect", seed=seed + 2),
+        keras.layers.RandomZoom(
+            (-cfg.zoom, cfg.zoom), (-cfg.zoom, cfg.zoom), fill_mode="reflect", seed=seed + 3
+        ),
+        keras.layers.RandomTranslation(cfg.shift, cfg.shift, fill_mode="reflect", seed=seed + 4),
+        keras.layers.RandomBrightness(cfg.brightness, value_range=(0.0, 255.0), seed=seed + 5),
+        keras.layers.RandomContrast(cfg.contrast, value_range=(0.0, 255.0), seed=seed + 6),
+    ]
+
+    def augment(images: tf.Tensor) -> tf.Tensor:
+        x = tf.cast(images, tf.float32)
+        for layer in layers:
+            x = layer(x, training=True)
+        x = tf.clip_by_value(x, 0.0, 255.0)
+        if cfg.low_res_prob > 0:
+            x = low_resolution(x, cfg, seed + 7)
+        return tf.clip_by_value(x, 0.0, 255.0)
+
+    return augment

@@ -1,0 +1,202 @@
+"""``edgemask-train`` and ``edgemask-eval``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from edgemask.training.augment import AugmentConfig
+from edgemask.training.data import DataError
+from edgemask.training.fit import STRATEGIES, TrainConfig
+
+EXAMPLES_TRAIN = """examples:
+  edgemask-train --data ../shared/assets/datasets/mask12k --data ../shared/assets/datasets/rmfd_mix \\
+      --input-size 128 --out models/mask_classifier.keras --card models/README.md --force
+  (interrupted? run the same command again: it resumes from the last finished epoch in --run-dir)
+"""
+
+
+def _fine_tune(value: str) -> int | None:
+    return None if value.lower() in ("none", "frozen") else int(value)
+
+
+def train_parser() -> argparse.ArgumentParser:
+    d = TrainConfig(data=[])
+    a = AugmentConfig()
+    p = argparse.ArgumentParser(
+        prog="edgemask-train",
+        description="Fine-tune MobileNetV2 into the with_mask/without_mask classifier. Each --data folder "
+        "holds with_mask/ and without_mask/, or train/ (val/, test/) splits of them; without any val/ a "
+        "seeded stratified share of the training files validates.",
+        epilog=EXAMPLES_TRAIN,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--data", action="append", required=True, help="data folder (repeatable)")
+    p.add_argument("--out", default=d.out, help="model file to write (default %(default)s)")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument("--run-dir", default=d.run_dir, help="checkpoints and history, outside git (%(default)s)")
+    p.add_argument("--cache-dir", default=d.cache_dir, help="decoded-crop cache (%(default)s)")
+    p.add_argument(
+        "--input-size", type=int, default=d.input_size, help="square input side (default %(default)s)"
+    )
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--learning-rate", type=float, default=d.learning_rate)
+    p.add_argument(
+        "--fine-tune-from",
+        type=_fine_tune,
+        default=d.fine_tune_from,
+        help="first trainable backbone layer of 154, or 'none' to freeze it (default %(default)s)",
+    )
+    p.add_argument("--dropout", type=float, default=d.dropout)
+    p.add_argument(
+        "--val-fraction", type=float, default=d.val_fraction, help="used only without val/ folders"
+    )
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--patience", type=int, default=d.patience, help="early-stopping patience in epochs")
+    p.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default=d.strategy,
+        help="tf.distribute strategy: one device, MirroredStrategy over local devices, or "
+        "MultiWorkerMirroredStrategy (cluster from $TF_CONFIG)",
+    )
+    p.add_argument("--steps-per-epoch", type=int, default=None, help="cap steps per epoch (smoke tests)")
+    p.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        metavar="MIN",
+        help="stop after the epoch in which this many minutes have passed",
+    )
+    p.add_argument(
+        "--low-res-prob",
+        type=float,
+        default=a.low_res_prob,
+        help="share of training crops degraded to a tiny size and back (default %(default)s)",
+    )
+    p.add_argument("--low-res-min", type=int, default=a.low_res_min)
+    p.add_argument("--low-res-max", type=int, default=a.low_res_max)
+    p.add_argument(
+        "--zoom", type=float, default=a.zoom, help="crop-margin jitter per axis (default %(default)s)"
+    )
+    p.add_argument("--eval-data", action="append", default=[], help="class folder to evaluate after training")
+    p.add_argument(
+        "--eval-voc", action="append", default=[], help="VOC scenes folder: evaluate on its GT crops"
+    )
+    p.add_argument(
+        "--card", default=None, help="model card (markdown) whose '## Classifier' section to write"
+    )
+    return p
+
+
+def train_main(argv: list[str] | None = None) -> int:
+    args = train_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    aug = AugmentConfig(
+        low_res_prob=args.low_res_prob,
+        low_res_min=args.low_res_min,
+        low_res_max=args.low_res_max,
+        zoom=args.zoom,
+    )
+    cfg = TrainConfig(
+        data=args.data,
+        out=args.out,
+        run_dir=args.run_dir,
+        cache_dir=args.cache_dir,
+        input_size=args.input_size,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        fine_tune_from=args.fine_tune_from,
+        dropout=args.dropout,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        patience=args.patience,
+        strategy=args.strategy,
+        steps_per_epoch=args.steps_per_epoch,
+        time_limit_min=args.time_limit,
+        eval_data=args.eval_data,
+        eval_voc=args.eval_voc,
+        card=args.card,
+        force=args.force,
+        augment=aug,
+    )
+    from edgemask.training.fit import train
+
+    try:
+        result = train(cfg)
+    except (DataError, FileExistsError, FileNotFoundError) as e:
+        print(f"edgemask-train: error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps({k: result[k] for k in ("model", "train_seconds", "epochs_run")}))
+    for name, m in result["evaluations"].items():
+        print(f"{name}: accuracy {m['accuracy']:.4f}  FAR {m['far']:.4f}  FRR {m['frr']:.4f}  (n = {m['n']})")
+    return 0
+
+
+def eval_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="edgemask-eval",
+        description="Evaluate a mask classifier (.keras, .tflite, .onnx, or a legacy Keras-2 .h5/.model "
+        "peer) on labelled crop folders (with_mask/, without_mask/) and/or on the ground-truth face crops of "
+        "PASCAL VOC scenes (images/ + annotations/; mask_weared_incorrect is reported separately). Prints "
+        "the confusion matrix, a classification report, accuracy, FAR and FRR.",
+    )
+    p.add_argument("--model", required=True, help="model file")
+    p.add_argument("--data", action="append", default=[], help="class folder (repeatable)")
+    p.add_argument("--voc", action="append", default=[], help="VOC scenes folder (repeatable)")
+    p.add_argument(
+        "--margin", type=float, default=0.0, help="grow VOC boxes by this share per side (default 0)"
+    )
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.add_argument("--out", default=None, help="folder for confusion-matrix PNGs and metrics JSON")
+    return p
+
+
+def eval_main(argv: list[str] | None = None) -> int:
+    args = eval_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    if not args.data and not args.voc:
+        print("edgemask-eval: error: give at least one --data or --voc folder", file=sys.stderr)
+        return 2
+    from edgemask.metrics import format_confusion, format_report, save_confusion_png
+    from edgemask.training.evaluate import evaluate_folder, evaluate_voc, load_classifier
+
+    try:
+        clf = load_classifier(args.model)
+        results: dict[str, dict] = {}
+        for folder in args.data:
+            results[folder] = evaluate_folder(clf, folder, args.batch_size)
+        for folder in args.voc:
+            results[folder] = evaluate_voc(clf, folder, args.margin, args.batch_size)
+    except (DataError, FileNotFoundError, ValueError) as e:
+        print(f"edgemask-eval: error: {e}", file=sys.stderr)
+        return 2
+    report = {"model": args.model, "input_size": clf.input_size, "results": results}
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        for i, (name, m) in enumerate(results.items()):
+            png = out / f"confusion_{i}_{Path(name).name}.png"
+            save_confusion_png(m["confusion"], png, title=f"{Path(args.model).name} on {Path(name).name}")
+            m["confusion_png"] = str(png)
+        (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    for name, m in results.items():
+        print(f"== {name}  ({args.model}, input {clf.input_size}px)")
+        print(format_confusion(m["confusion"]))
+        print()
+        print(format_report(m))
+        for other, o in m.get("other_classes", {}).items():
+            print(f"{other}: {o['n']} faces, predicted {o['predicted']}")
+        if m["skipped"]:
+            print(f"skipped {m['skipped']} unreadable file(s)")
+        print()
+    return 0

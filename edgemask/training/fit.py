@@ -1,0 +1,269 @@
+"""One training run: data -> tf.data with augmentation -> fine-tuned MobileNetV2 -> model, curves,
+metrics JSON and model card. Resumable: rerun the same command and it continues from the last epoch.
+
+Checkpoints live in ``run_dir`` (outside git): ``backup/`` (Keras BackupAndRestore: weights, optimizer,
+epoch; removed when the run finishes), ``best.keras`` (lowest validation loss so far) and ``history.csv``
+(appended across resumes). Decoded crops are cached in ``cache_dir`` for later runs.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgemask import LABELS
+from edgemask.training.augment import AugmentConfig
+from edgemask.training.data import (
+    DataError,
+    Faces,
+    class_weights,
+    gather,
+    load_faces,
+    stratified_split,
+    subset,
+)
+
+log = logging.getLogger(__name__)
+STRATEGIES = ("default", "mirrored", "multiworker")
+
+
+@dataclass
+class TrainConfig:
+    data: list[str]
+    out: str = "models/mask_classifier.keras"
+    run_dir: str = "runs/classifier"
+    cache_dir: str = "runs/cache"
+    input_size: int = 224
+    epochs: int = 20
+    batch_size: int = 64
+    learning_rate: float = 3e-4
+    fine_tune_from: int | None = 100
+    dropout: float = 0.3
+    val_fraction: float = 0.1
+    seed: int = 1234
+    patience: int = 4
+    strategy: str = "default"
+    steps_per_epoch: int | None = None
+    time_limit_min: float | None = None
+    eval_data: list[str] = field(default_factory=list)
+    eval_voc: list[str] = field(default_factory=list)
+    card: str | None = None
+    force: bool = False
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+def prepare_data(cfg: TrainConfig) -> tuple[Faces, Faces, dict]:
+    """Read train and validation crops (a seeded stratified split of train when no val/ exists)."""
+    train_files = gather(cfg.data, "train")
+    if len(train_files) == 0:
+        raise DataError(f"no training images in {', '.join(cfg.data)}")
+    val_files = gather(cfg.data, "val")
+    val_source = "val/ folders"
+    if len(val_files) == 0:
+        keep, held = stratified_split(train_files.labels, cfg.val_fraction, cfg.seed)
+        train_files, val_files = subset(train_files, keep), subset(train_files, held)
+        val_source = f"stratified {cfg.val_fraction:.0%} of training files (seed {cfg.seed})"
+    cache = Path(cfg.cache_dir)
+    train = load_faces(train_files, cfg.input_size, "reading train", cache)
+    val = load_faces(val_files, cfg.input_size, "reading val", cache)
+    for name, faces in (("training", train), ("validation", val)):
+        empty = [k for k, v in faces.counts().items() if v == 0]
+        if empty:
+            raise DataError(f"no readable {name} images of {', '.join(empty)}")
+    info = {
+        "folders": [str(d) for d in cfg.data],
+        "train": train.counts(),
+        "val": val.counts(),
+        "val_source": val_source,
+        "skipped": len(train.skipped) + len(val.skipped),
+    }
+    return train, val, info
+
+
+def make_strategy(name: str):
+    """tf.distribute strategy: ``default`` (one device), ``mirrored`` (all local GPUs/CPU), ``multiworker``
+    (MultiWorkerMirroredStrategy; workers described by $TF_CONFIG, a single worker without it)."""
+    import tensorflow as tf
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
+
+
+def make_dataset(faces: Faces, batch_size: int, seed: int, augment=None):
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((faces.images, faces.labels))
+    if augment is not None:
+        ds = ds.shuffle(len(faces.labels), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    if augment is not None:
+        ds = ds.map(lambda x, y: (augment(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y))
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def best_logged(history_csv: Path, key: str = "val_loss") -> float | None:
+    """The lowest ``key`` in a CSVLogger file, so a resumed run keeps the best checkpoint of earlier runs."""
+    rows = read_history(history_csv)
+    values = [r[key] for r in rows if key in r and math.isfinite(r[key])]
+    return min(values) if values else None
+
+
+def read_history(history_csv: Path) -> list[dict[str, float]]:
+    if not history_csv.is_file():
+        return []
+    with open(history_csv, newline="") as f:
+        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
+
+
+def callbacks_for(cfg: TrainConfig, run_dir: Path, started: float) -> list:
+    import keras
+
+    class TimeLimit(keras.callbacks.Callback):
+        """Stop after the epoch during which the wall-clock budget ran out."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            if cfg.time_limit_min and time.time() - started > 60 * cfg.time_limit_min:
+                log.warning(
+                    "time limit of %.0f min reached after epoch %d; stopping", cfg.time_limit_min, epoch + 1
+                )
+                self.model.stop_training = True
+
+    history_csv = run_dir / "history.csv"
+    return [
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        keras.callbacks.ModelCheckpoint(
+            str(run_dir / "best.keras"),
+            monitor="val_loss",
+            save_best_only=True,
+            initial_value_threshold=best_logged(history_csv),
+        ),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience, restore_best_weights=True),
+        keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=0.3, patience=max(1, cfg.patience // 2), min_lr=1e-6
+        ),
+        keras.callbacks.CSVLogger(str(history_csv), append=True),
+        TimeLimit(),
+    ]
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Run training end to end and return the metrics dict that is also written next to the model."""
+    started = time.time()
+    out = Path(cfg.out)
+    if out.exists() and not cfg.force:
+        raise FileExistsError(f"{out} exists; pass --force to replace it")
+    if cfg.strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {cfg.strategy!r}; choose from {', '.join(STRATEGIES)}")
+    run_dir = Path(cfg.run_dir)
+    if (run_dir / "history.csv").exists() and not (run_dir / "backup").exists():
+        raise FileExistsError(f"{run_dir} holds a finished run; pass a new --run-dir (it is kept to resume)")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    train_faces, val_faces, data_info = prepare_data(cfg)
+    log.info("data: %s", json.dumps(data_info))
+
+    from edgemask.training.model import build_classifier, configure_keras_home
+
+    configure_keras_home()
+    import keras
+    import tensorflow as tf
+
+    from edgemask.training.augment import make_augmenter
+
+    strategy = make_strategy(cfg.strategy)
+    keras.utils.set_random_seed(cfg.seed)
+    with strategy.scope():
+        model = build_classifier(cfg.input_size, cfg.fine_tune_from, cfg.dropout)
+        model.compile(
+            optimizer=keras.optimizers.Adam(cfg.learning_rate),
+            loss=keras.losses.SparseCategoricalCrossentropy(),
+            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        )
+    train_ds = make_dataset(train_faces, cfg.batch_size, cfg.seed, make_augmenter(cfg.augment, cfg.seed))
+    val_ds = make_dataset(val_faces, cfg.batch_size, cfg.seed)
+    if cfg.steps_per_epoch:
+        train_ds = train_ds.repeat()
+    model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=cfg.epochs,
+        steps_per_epoch=cfg.steps_per_epoch,
+        class_weight=class_weights(train_faces.labels),
+        callbacks=callbacks_for(cfg, run_dir, started),
+        verbose=1 if sys.stdout.isatty() else 2,
+    )
+    best_path = run_dir / "best.keras"
+    if best_path.is_file():
+        model = keras.models.load_model(best_path, compile=False)
+    final = build_classifier(cfg.input_size, cfg.fine_tune_from, cfg.dropout, imagenet=False)
+    final.set_weights(model.get_weights())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.stem + ".part.keras")
+    final.save(tmp)
+    os.replace(tmp, out)
+    train_seconds = time.time() - started
+
+    from edgemask.training.evaluate import (
+        KerasClassifier,
+        Predictions,
+        evaluate_folder,
+        evaluate_voc,
+        summarize,
+    )
+
+    clf = KerasClassifier(final)
+    val_probs = final.predict(val_faces.images.astype(np.float32), batch_size=cfg.batch_size, verbose=0)
+    evaluations = {"val": summarize(Predictions([LABELS[i] for i in val_faces.labels], list(val_probs)))}
+    for folder in cfg.eval_data:
+        evaluations[str(folder)] = evaluate_folder(clf, folder)
+    for folder in cfg.eval_voc:
+        evaluations[f"{folder} (VOC crops)"] = evaluate_voc(clf, folder)
+    history = read_history(run_dir / "history.csv")
+    result = {
+        "model": str(out),
+        "model_bytes": out.stat().st_size,
+        "input_size": cfg.input_size,
+        "labels": list(LABELS),
+        "seed": cfg.seed,
+        "config": {
+            **{k: v for k, v in asdict(cfg).items() if k != "augment"},
+            "augment": cfg.augment.as_dict(),
+        },
+        "data": data_info,
+        "epochs_run": len(history),
+        "train_seconds": round(train_seconds, 1),
+        "eval_seconds": round(time.time() - started - train_seconds, 1),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU(s), TensorFlow {tf.__version__}",
+        "evaluations": evaluations,
+    }
+    write_outputs(out, result, history, cfg.card)
+    return result
+
+
+def write_outputs(out: Path, result: dict, history: list[dict[str, float]], card: str | None) -> None:
+    """Metrics JSON and curves PNG beside the model; the model card section when ``card`` is given."""
+    from edgemask.training.card import render_classifier_card, write_section
+    from edgemask.training.plots import save_training_curves
+
+    metrics_path = out.with_name(out.stem + ".metrics.json")
+    metrics_path.write_text(json.dumps(result, indent=2, allow_nan=True) + "\n")
+    if history:
+        save_training_curves(history, out.with_name(out.stem + ".curves.png"))
+    if card:
+        write_section(Path(card), render_classifier_card(result))
