@@ -1,23 +1,55 @@
-"""Stage 1: the res10 SSD face detector, run on an exported model file."""
+"""Stage 1: the res10 SSD face detector, run on an exported model file, at one or two scales."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from edgemask.backends import load_backend
-from edgemask.ssd import detection_output, prior_boxes
+from edgemask.ssd import detection_output, nms, prior_boxes
 
-DEFAULT_INPUT_SIZE = (300, 300)
+DEFAULT_INPUT_SIZE = 300
+DEFAULT_SMALL_FACE_SIZE = 640
+SMALL_FACE_MAX_PX = 128
+"""In an enlarged pass only boxes narrower than this (in network pixels) are kept: res10's last heads have
+fixed prior steps (100, 300 px) that only tile a 300-px input, so at larger sizes they invent big faces."""
+MERGE_IOU = 0.3
+"""Boxes of the two passes overlapping more than this are the same face."""
+
+
+@dataclass(frozen=True)
+class ScalePass:
+    """One detector run: ``size`` is the square side, or the longest side with ``keep_aspect``."""
+
+    size: int
+    keep_aspect: bool
+    max_face_px: float | None = None
+
+    def network_size(self, height: int, width: int) -> tuple[int, int]:
+        if not self.keep_aspect:
+            return (self.size, self.size)
+        s = self.size / max(height, width)
+        return (max(1, round(height * s)), max(1, round(width * s)))
+
+
+def scale_passes(input_size: int, small_face_size: int | None) -> tuple[ScalePass, ...]:
+    """The classic squashed pass, plus an enlarged keep-aspect pass for small faces when asked."""
+    passes = [ScalePass(input_size, keep_aspect=False)]
+    if small_face_size and small_face_size > input_size:
+        passes.append(ScalePass(small_face_size, keep_aspect=True, max_face_px=SMALL_FACE_MAX_PX))
+    return tuple(passes)
 
 
 class FaceDetector:
     """Faces in a BGR image as ``(K, 5)`` rows ``[x1, y1, x2, y2, score]`` in the image's pixels.
 
-    ``input_size`` is the ``(height, width)`` the image is resized to; an int means a square. Larger sizes
-    find smaller faces at a higher cost. Files exported at a fixed size run only at that size.
+    The image is squashed to ``input_size``² as in OpenCV's sample; ``small_face_size`` adds a second pass
+    with the longest side enlarged to that many pixels, which finds faces under ~30 px that a 300-px pass
+    misses (measured in benchmarks/accuracy.py). ``None`` turns it off. A model file exported at a fixed
+    size runs one pass at that size.
     """
 
     def __init__(
@@ -25,7 +57,8 @@ class FaceDetector:
         model_path: str | os.PathLike,
         conf_threshold: float | None = None,
         nms_threshold: float | None = None,
-        input_size: int | tuple[int, int] | None = None,
+        input_size: int = DEFAULT_INPUT_SIZE,
+        small_face_size: int | None = DEFAULT_SMALL_FACE_SIZE,
         threads: int = 1,
     ) -> None:
         self.backend = load_backend(model_path, threads)
@@ -36,37 +69,38 @@ class FaceDetector:
         self.conf_threshold = conf_threshold if conf_threshold is not None else meta.thresholds["confidence"]
         if nms_threshold is not None:
             self.ssd = type(self.ssd)(**{**self.ssd.__dict__, "nms_threshold": nms_threshold})
-        self.input_size = self._choose_size(input_size, meta.input_size)
-        self._priors: dict[tuple[int, int], np.ndarray] = {}
-
-    @staticmethod
-    def _choose_size(
-        requested: int | tuple[int, int] | None, fixed: tuple[int | None, int | None]
-    ) -> tuple[int, int]:
-        if isinstance(requested, int):
-            requested = (requested, requested)
+        fixed = meta.input_size
         if None not in fixed:
-            if requested is not None and tuple(requested) != tuple(fixed):
-                size = f"{fixed[1]}x{fixed[0]}"
-                raise ValueError(f"this model file only runs at {size}; export one at {requested}")
-            return (int(fixed[0]), int(fixed[1]))
-        return tuple(requested) if requested is not None else DEFAULT_INPUT_SIZE
+            if fixed[0] != fixed[1]:
+                raise ValueError(f"{model_path}: expected a square fixed input, got {fixed}")
+            input_size, small_face_size = int(fixed[0]), None
+        self.passes = scale_passes(input_size, small_face_size)
+        self._priors: dict[tuple[int, int], np.ndarray] = {}
 
     def priors(self, size: tuple[int, int]) -> np.ndarray:
         if size not in self._priors:
             self._priors[size] = prior_boxes(self.ssd, size)
         return self._priors[size]
 
-    def infer(self, image: np.ndarray) -> np.ndarray:
-        h, w = self.input_size
+    def detect_once(self, image: np.ndarray, scale: ScalePass) -> np.ndarray:
+        """One pass; boxes in image pixels."""
+        h, w = scale.network_size(*image.shape[:2])
         blob = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
         if self.backend.meta.channel_order == "RGB":
             blob = cv2.cvtColor(blob, cv2.COLOR_BGR2RGB)
-        outputs = self.backend.run(blob[None])
-        loc, conf = split_outputs(outputs)
+        loc, conf = split_outputs(self.backend.run(blob[None]))
         dets = detection_output(loc, conf, self.priors((h, w)), self.ssd, self.conf_threshold)
+        if scale.max_face_px is not None:
+            dets = dets[(dets[:, 2] - dets[:, 0]) * w < scale.max_face_px]
         dets[:, :4] *= np.array([image.shape[1], image.shape[0]] * 2, dtype=np.float32)
         return dets
+
+    def infer(self, image: np.ndarray) -> np.ndarray:
+        dets = [self.detect_once(image, scale) for scale in self.passes]
+        if len(dets) == 1:
+            return dets[0]
+        merged = np.concatenate(dets)
+        return merged[nms(merged[:, :4], merged[:, 4], MERGE_IOU)]
 
 
 def split_outputs(outputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

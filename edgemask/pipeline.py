@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from edgemask.classifier import MaskClassifier
-from edgemask.detector import FaceDetector
+from edgemask.detector import DEFAULT_INPUT_SIZE, DEFAULT_SMALL_FACE_SIZE, FaceDetector
 from edgemask.preprocess import clamp_box, crop, expand_box
 
 LABEL_NAMES = {"with_mask": "mask", "without_mask": "no_mask"}
@@ -74,11 +74,14 @@ class Pipeline:
         threads: int = 1,
         conf_threshold: float | None = None,
         nms_threshold: float | None = None,
-        input_size: int | tuple[int, int] | None = None,
-        **kwargs,
+        input_size: int = DEFAULT_INPUT_SIZE,
+        small_face_size: int | None = DEFAULT_SMALL_FACE_SIZE,
+        **pipeline_options,
     ) -> Pipeline:
-        detector = FaceDetector(detector_path, conf_threshold, nms_threshold, input_size, threads)
-        return cls(detector, MaskClassifier(classifier_path, threads), **kwargs)
+        detector = FaceDetector(
+            detector_path, conf_threshold, nms_threshold, input_size, small_face_size, threads=threads
+        )
+        return cls(detector, MaskClassifier(classifier_path, threads), **pipeline_options)
 
     def infer(self, image: np.ndarray) -> list[Face]:
         t0 = time.perf_counter()
