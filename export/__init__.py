@@ -1,0 +1,4 @@
+"""edgemask-export: the Caffe face detector and the Keras mask classifier as verified TFLite/ONNX files.
+
+Needs the ``export`` extra (TensorFlow, tf2onnx, onnx); the runtime package never imports this one.
+"""
