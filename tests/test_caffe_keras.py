@@ -55,10 +55,10 @@ def test_prototxt_that_does_not_fit_the_weights(res10) -> None:
 
     text = res10[0].read_text().replace("num_output: 32", "num_output: 48", 1)
     weights = read_caffemodel(res10[1])
-    with pytest.raises(CaffeFormatError, match="conv1_h.*\\(32, 3, 7, 7\\).*\\(48, 3, 7, 7\\)"):
+    with pytest.raises(CaffeFormatError, match=r"conv1_h.*\(32, 3, 7, 7\).*\(48, 3, 7, 7\)"):
         build_caffe_ssd(parse_prototxt(text), weights, CAFFE_MEAN)
     del weights["conv4_3_norm"]
-    with pytest.raises(CaffeFormatError, match="conv4_3_norm.*no weights"):
+    with pytest.raises(CaffeFormatError, match=r"conv4_3_norm.*no weights"):
         build_caffe_ssd(parse_prototxt(res10[0].read_text()), weights, CAFFE_MEAN)
 
 
@@ -71,21 +71,26 @@ def test_ceil_mode_pooling_and_dilation_on_odd_sizes() -> None:
     conv_w = rng.normal(size=(4, 3, 3, 3)).astype(np.float32)
     loc_w = rng.normal(size=(4, 4, 1, 1)).astype(np.float32)
     conf_w = rng.normal(size=(2, 4, 1, 1)).astype(np.float32)
-    prototxt = """
-    input: "data" input_shape { dim: 1 dim: 3 dim: 32 dim: 24 }
-    layer { name: "c" type: "Convolution" bottom: "data" top: "c"
-            convolution_param { num_output: 4 kernel_size: 3 pad: 1 dilation: 2 stride: 1 } }
-    layer { name: "r" type: "ReLU" bottom: "c" top: "c" }
-    layer { name: "p" type: "Pooling" bottom: "c" top: "p" pooling_param { pool: MAX kernel_size: 3 stride: 2 } }
-    layer { name: "l" type: "Convolution" bottom: "p" top: "l" convolution_param { num_output: 4 kernel_size: 1 } }
-    layer { name: "lp" type: "Permute" bottom: "l" top: "lp" permute_param { order: 0 order: 2 order: 3 order: 1 } }
-    layer { name: "lf" type: "Flatten" bottom: "lp" top: "lf" }
-    layer { name: "f" type: "Convolution" bottom: "p" top: "f" convolution_param { num_output: 2 kernel_size: 1 } }
-    layer { name: "fp" type: "Permute" bottom: "f" top: "fp" permute_param { order: 0 order: 2 order: 3 order: 1 } }
-    layer { name: "ff" type: "Flatten" bottom: "fp" top: "ff" }
-    layer { name: "pb" type: "PriorBox" bottom: "p" bottom: "data" top: "pb" prior_box_param { min_size: 8 } }
-    layer { name: "det" type: "DetectionOutput" bottom: "lf" bottom: "ff" bottom: "pb" top: "det"
-            detection_output_param { num_classes: 2 } }
+    permute = "permute_param { order: 0 order: 2 order: 3 order: 1 }"
+    prototxt = f"""
+    input: "data" input_shape {{ dim: 1 dim: 3 dim: 32 dim: 24 }}
+    layer {{ name: "c" type: "Convolution" bottom: "data" top: "c"
+            convolution_param {{ num_output: 4 kernel_size: 3 pad: 1 dilation: 2 stride: 1 }} }}
+    layer {{ name: "r" type: "ReLU" bottom: "c" top: "c" }}
+    layer {{ name: "p" type: "Pooling" bottom: "c" top: "p"
+            pooling_param {{ pool: MAX kernel_size: 3 stride: 2 }} }}
+    layer {{ name: "l" type: "Convolution" bottom: "p" top: "l"
+            convolution_param {{ num_output: 4 kernel_size: 1 }} }}
+    layer {{ name: "lp" type: "Permute" bottom: "l" top: "lp" {permute} }}
+    layer {{ name: "lf" type: "Flatten" bottom: "lp" top: "lf" }}
+    layer {{ name: "f" type: "Convolution" bottom: "p" top: "f"
+            convolution_param {{ num_output: 2 kernel_size: 1 }} }}
+    layer {{ name: "fp" type: "Permute" bottom: "f" top: "fp" {permute} }}
+    layer {{ name: "ff" type: "Flatten" bottom: "fp" top: "ff" }}
+    layer {{ name: "pb" type: "PriorBox" bottom: "p" bottom: "data" top: "pb"
+            prior_box_param {{ min_size: 8 }} }}
+    layer {{ name: "det" type: "DetectionOutput" bottom: "lf" bottom: "ff" bottom: "pb" top: "det"
+            detection_output_param {{ num_classes: 2 }} }}
     """
     weights = {
         "c": CaffeLayerWeights("c", "Convolution", [conv_w, np.zeros(4, np.float32)]),

@@ -109,13 +109,13 @@ def test_truncated_and_garbage_caffemodels_name_the_file(tmp_path: Path) -> None
     real = assets.fetch(assets.DETECTOR_CAFFEMODEL).read_bytes()
     cut = tmp_path / "cut.caffemodel"
     cut.write_bytes(real[: len(real) // 2])
-    with pytest.raises(CaffeFormatError, match="cut.caffemodel"):
+    with pytest.raises(CaffeFormatError, match=r"cut\.caffemodel"):
         read_caffemodel(cut)
     garbage = tmp_path / "garbage.caffemodel"
     garbage.write_bytes(b"\xff" * 64)
-    with pytest.raises(CaffeFormatError, match="garbage.caffemodel"):
+    with pytest.raises(CaffeFormatError, match=r"garbage\.caffemodel"):
         read_caffemodel(garbage)
-    with pytest.raises(CaffeFormatError, match="missing.caffemodel"):
+    with pytest.raises(CaffeFormatError, match=r"missing\.caffemodel"):
         read_caffemodel(tmp_path / "missing.caffemodel")
 
 
