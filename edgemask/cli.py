@@ -305,21 +305,44 @@ class RateMeter:
         return self.fps
 
 
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM (systemd stop, docker stop) like Ctrl-C, so videos are finalized there too."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+class StopRequest:
+    """Ctrl-C and SIGTERM (systemd or docker stop) ask for a stop at the next frame boundary, so every
+    processed frame keeps all of its outputs and videos are finalized; a second signal stops at once.
 
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+    The handler only flips a flag: taking locks in a signal handler could deadlock the main thread.
+    """
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    @contextmanager
+    def installed(self) -> Iterator[StopRequest]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def silence_stdout() -> None:
+    """The reader of our stdout went away: point it at /dev/null so Python's final flush cannot fail."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def process(
@@ -353,6 +376,8 @@ def process(
         )
     meter = RateMeter()
     for item in source:
+        if source.should_stop():
+            break
         if bar is not None:
             bar.update()
         if isinstance(item, Skipped):
@@ -451,13 +476,15 @@ def run(
     with ExitStack() as stack:
         stack.callback(source.close)
         try:
-            with sigterm_as_interrupt():
+            with StopRequest().installed() as stop:
+                source.should_stop = stop
                 process(source, pipeline, args, stack, console, stats)
+            stats.stopped_by_user = stop.requested
         except KeyboardInterrupt:
             stats.stopped_by_user = True
         except BrokenPipeError:
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the reader of our stdout went away
-            console.say("stdout was closed; stopping")
+            silence_stdout()
+            console.say("stdout was closed (e.g. piped into head); stopping")
     for line in summarize(stats, source, pipeline, args):
         console.say(line)
     return exit_code(stats, source)

@@ -75,6 +75,11 @@ class Source:
     end_reason: str | None = None
     name = ""
 
+    @staticmethod
+    def should_stop() -> bool:
+        """Replaced by the caller to end a wait early (a live source checks it while polling)."""
+        return False
+
     def __iter__(self) -> Iterator[Frame | Skipped]:
         raise NotImplementedError
 
@@ -199,6 +204,8 @@ class LiveStream(Source):
             if item is not None:
                 self.delivered += 1
                 yield Frame(item[1], item[0], self.name, self.name)
+            elif self.should_stop():
+                return
             elif self.reader.ended:
                 self.end_reason = self.reader.end_reason
                 return

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -217,10 +219,14 @@ def test_ctrl_c_stops_cleanly_and_finalizes_the_video(tmp_path: Path, scenes_dir
     assert [read_index(f) for f in frames] == list(range(5))
 
 
-def test_sigterm_becomes_a_clean_stop() -> None:
-    with pytest.raises(KeyboardInterrupt), cli.sigterm_as_interrupt():
+def test_a_signal_asks_for_a_stop_and_a_second_one_forces_it() -> None:
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    with cli.StopRequest().installed() as stop:
         os.kill(os.getpid(), signal.SIGTERM)
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        assert stop()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert {sig: signal.getsignal(sig) for sig in before} == before
 
 
 def test_a_failing_frame_is_counted_and_the_batch_goes_on(tmp_path: Path, capsys) -> None:
@@ -296,3 +302,49 @@ def test_max_frames_and_live_video_saving(monkeypatch, tmp_path: Path, capsys) -
     assert saved.get(cv2.CAP_PROP_FPS) == pytest.approx(20)
     saved.release()
     assert "4 frames processed" in capsys.readouterr().err
+
+
+SLOW_RUN = """
+import sys, time
+from runtime_fakes import FakePipeline
+from edgemask.cli import main
+
+class Slow(FakePipeline):
+    def infer(self, image):
+        time.sleep(0.05)
+        return super().infer(image)
+
+sys.exit(main(sys.argv[1:], make_pipeline=lambda a: Slow()))
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signalled_process_finalizes_its_video(tmp_path: Path, scenes_dir: Path, sig: int) -> None:
+    write_video(tmp_path / "clip.avi", scene_images(scenes_dir, 100))
+    out = tmp_path / "out.mp4"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent)}
+    argv = [
+        sys.executable,
+        "-c",
+        SLOW_RUN,
+        "--source",
+        str(tmp_path / "clip.avi"),
+        "--json",
+        "--save",
+        str(out),
+    ]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for _ in range(3):
+        proc.stdout.readline()
+    proc.send_signal(sig)
+    rest, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "stopped by the user" in err
+    written = 3 + len(rest.splitlines())
+    assert written < 100
+    saved = cv2.VideoCapture(str(out))
+    frames = []
+    while (got := saved.read())[0]:
+        frames.append(read_index(got[1]))
+    saved.release()
+    assert frames == list(range(written))
