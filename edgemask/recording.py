@@ -33,6 +33,7 @@ class ImageSaver:
         self.target = target
         self.single_file = single_file
         self.written: list[Path] = []
+        self.renamed = 0
         if not single_file:
             if target.exists() and not target.is_dir():
                 raise SaveError(f"--save {target}: exists and is not a folder")
@@ -47,10 +48,19 @@ class ImageSaver:
         return inside(self.target, name)
 
     def write(self, frame: Frame, image: np.ndarray) -> None:
-        self.written.append(write_image_new(self.path_for(frame), image))
+        wanted = self.path_for(frame)
+        self.written.append(write_image_new(wanted, image))
+        self.renamed += self.written[-1] != wanted
 
     def close(self) -> None:
         """Stills are complete once written."""
+
+    def describe(self) -> str:
+        if self.single_file and self.written and self.written[0] != self.target:
+            return f"saved {self.written[0]} ({self.target} exists and was left alone)"
+        note = f", {self.renamed} under a numbered name as the name was taken" if self.renamed else ""
+        where = self.written[0] if self.single_file and self.written else self.target
+        return f"saved {len(self.written)} annotated image(s) to {where}{note}"
 
 
 class VideoSaver:
@@ -97,6 +107,11 @@ class VideoSaver:
         for _ in range(copies):
             self.writer.write(image)
             self.frames_written += 1
+
+    def describe(self) -> str:
+        if self.path is None:
+            return f"no video saved to {self.target}: no frame was processed"
+        return f"saved {self.path} ({self.frames_written} frames at {self.fps:g} fps)"
 
     def close(self) -> None:
         """Finalize the file (writes the index a player needs); drop it if no frame ever arrived."""

@@ -147,7 +147,7 @@ def test_show_stops_when_the_user_presses_q(tmp_path: Path, scenes_dir: Path, mo
     assert shown[0].shape == (240, 320, 3)
 
 
-def test_save_folder_never_overwrites(tmp_path: Path) -> None:
+def test_save_folder_never_overwrites(tmp_path: Path, capsys) -> None:
     (tmp_path / "in" / "sub").mkdir(parents=True)
     cv2.imwrite(str(tmp_path / "in" / "a.png"), np.full((30, 40, 3), 200, np.uint8))
     cv2.imwrite(str(tmp_path / "in" / "sub" / "b.jpg"), np.full((30, 40, 3), 50, np.uint8))
@@ -156,6 +156,7 @@ def test_save_folder_never_overwrites(tmp_path: Path) -> None:
     first = {p.name: p.read_bytes() for p in out.iterdir()}
     assert sorted(first) == ["a.png", "sub__b.jpg"]
     assert run(["--source", str(tmp_path / "in"), "--save", str(out)]) == 0
+    assert f"saved 2 annotated image(s) to {out}, 2 under a numbered name" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["a-1.png", "a.png", "sub__b-1.jpg", "sub__b.jpg"]
     assert {n: (out / n).read_bytes() for n in first} == first
     annotated = cv2.imread(str(out / "a.png"))
@@ -167,6 +168,7 @@ def test_save_single_image_gets_a_numbered_name(tmp_path: Path, capsys) -> None:
     (tmp_path / "out.jpg").write_bytes(b"precious")
     assert run(["--source", str(tmp_path / "a.png"), "--save", str(tmp_path / "out.jpg")]) == 0
     assert (tmp_path / "out.jpg").read_bytes() == b"precious"
+    assert "exists and was left alone" in capsys.readouterr().err
     assert cv2.imread(str(tmp_path / "out-1.jpg")).shape == (20, 20, 3)
 
 
