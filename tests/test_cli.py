@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from runtime_fakes import FakeCapture, FakePipeline, read_index, write_video
+from runtime_fakes import FakeCapture, FakePicamera2, FakePipeline, read_index, write_video
 from test_sources import scene_images, write_bad_and_odd_images
 
 from edgemask import cli
@@ -287,6 +287,15 @@ def test_picam_without_picamera2_exits_2(monkeypatch, capsys) -> None:
     monkeypatch.setitem(__import__("sys").modules, "picamera2", None)
     assert run(["--camera", "picam"]) == 2
     assert "python3-picamera2" in capsys.readouterr().err
+
+
+def test_picam_through_the_cli_with_a_stand_in(monkeypatch, capsys) -> None:
+    monkeypatch.setattr("edgemask.camera.load_picamera2", lambda: FakePicamera2)
+    assert run(["--camera", "picam", "--camera-size", "320x240", "--json", "--max-frames", "3"]) == 0
+    records = check_json_lines(capsys.readouterr().out)
+    assert len(records) == 3
+    assert {(r["source"], r["width"], r["height"]) for r in records} == {("picam", 320, 240)}
+    assert FakePicamera2.instances[-1].closed
 
 
 def test_camera_rejects_files(tmp_path: Path, capsys) -> None:
