@@ -1,0 +1,172 @@
+"""One export run: everything that can fail on bad input is loaded first (sources, calibration images,
+references), then each file is converted into a staged temporary file, gated, and installed or dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from export import onnx as onnx_export
+from export import tflite as tflite_export
+from export.calibration import Calibration, classifier_calibration, detector_calibration
+from export.gate import CANDIDATE_SLACK, Check, check_classifier, check_detector, face_recall, size_text
+from export.reference import KerasReference, OpenCVReference, folder_crops, load_scenes, scene_crops
+from export.sources import ExportSource, load_classifier, load_detector
+from export.staging import install, staged
+
+log = logging.getLogger("edgemask.export")
+EXPORTERS = {"tflite": tflite_export, "onnx": onnx_export}
+FORMAT_NAMES = {"tflite": "TFLite", "onnx": "ONNX"}
+CALIBRATION_SIZE = (300, 300)
+"""The detector is calibrated at its native size (the runtime's default)."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One file to make: which model, in which format and precision."""
+
+    model: str
+    format: str
+    precision: str
+
+    @property
+    def label(self) -> str:
+        return f"{FORMAT_NAMES[self.format]} {self.precision}"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Input files and folders, resolved (explicit flags or shared assets)."""
+
+    prototxt: Path
+    caffemodel: Path
+    calib_detector: Path | None
+    calib_classifier: Path | None
+    gate_scenes: Path
+    gate_crops: Path
+
+
+@dataclass
+class ExportRun:
+    args: argparse.Namespace
+    jobs: list[Job]
+    paths: Paths
+    detectors: list[ExportSource] = field(default_factory=list)
+    classifier: ExportSource | None = None
+    calibration: dict[str, Calibration] = field(default_factory=dict)
+    opencv: OpenCVReference | None = None
+    keras: KerasReference | None = None
+
+    @classmethod
+    def prepare(cls, args: argparse.Namespace, jobs: list[Job], paths: Paths) -> ExportRun:
+        """Load sources, calibration images and references; raises on any bad input, writes nothing."""
+        run = cls(args, jobs, paths)
+        models = {j.model for j in jobs}
+        int8 = {j.model for j in jobs if j.precision == "int8"}
+        limit = args.gate_images
+        if "detector" in models:
+            sizes = args.detector_size or [None]
+            run.detectors = [load_detector(paths.prototxt, paths.caffemodel, size) for size in sizes]
+            if "detector" in int8:
+                run.calibration["detector"] = detector_calibration(
+                    paths.calib_detector, CALIBRATION_SIZE, args.calib_images
+                )
+            scenes = load_scenes(paths.gate_scenes, limit)
+            threshold = run.detectors[0].meta.thresholds["confidence"] - CANDIDATE_SLACK
+            run.opencv = OpenCVReference(paths.prototxt, paths.caffemodel, scenes, threshold)
+        if "classifier" in models:
+            run.classifier = load_classifier(args.classifier)
+            size = run.classifier.meta.input_size[0]
+            if "classifier" in int8:
+                run.calibration["classifier"] = classifier_calibration(
+                    paths.calib_classifier, size, args.calib_images
+                )
+            sets = [folder_crops(paths.gate_crops, size, limit), scene_crops(paths.gate_scenes, size, limit)]
+            run.keras = KerasReference(run.classifier, sets)
+        return run
+
+    def execute(self) -> list[Check]:
+        checks = self.reference_rows()
+        for job in tqdm(self.jobs, desc="exporting", unit="file"):
+            sources = self.detectors if job.model == "detector" else [self.classifier]
+            for source in sources:
+                checks.extend(self.export_with_fallback(job, source))
+        return checks
+
+    def export_with_fallback(self, job: Job, source: ExportSource) -> list[Check]:
+        """Export one file; a dynamic TFLite detector that will not convert falls back to fixed sizes."""
+        try:
+            return [self.export(job, source)]
+        except tflite_export.ConversionError as e:
+            dynamic = None in source.input_shape[1:3]
+            if not (job.format == "tflite" and job.model == "detector" and dynamic):
+                return [Check(self.final_path(job, source).name, job.label, None, failures=[str(e)])]
+            sizes = self.args.detector_size or [CALIBRATION_SIZE]
+            log.warning("dynamic-size TFLite failed (%s); exporting at fixed sizes %s", e, sizes)
+            fixed = [load_detector(self.paths.prototxt, self.paths.caffemodel, s) for s in sizes]
+            return [c for f in fixed for c in self.export_with_fallback(job, f)]
+
+    def final_path(self, job: Job, source: ExportSource) -> Path:
+        h, w = source.input_shape[1:3]
+        fixed = (h, w) if job.model == "detector" and h is not None else None
+        suffix = f"_{w}x{h}" if fixed else ""
+        return self.args.out / f"{source.name}_{job.precision}{suffix}.{job.format}"
+
+    def export(self, job: Job, source: ExportSource) -> Check:
+        final = self.final_path(job, source)
+        exporter = EXPORTERS[job.format]
+        calibration = self.calibration.get(job.model) if job.precision == "int8" else None
+        with staged(final) as tmp:
+            try:
+                converted = exporter.convert(source, job.precision, calibration)
+                extra = {"calibration": calibration.describe()} if calibration else {}
+                meta = source.file_meta(job.precision, exporter.output_names(converted, source), **extra)
+                exporter.write(converted, tmp, meta)
+            except onnx_export.OnnxExportError as e:
+                return Check(final.name, job.label, None, failures=[str(e)])
+            check = self.gate(job, tmp)
+            check.file = final.name
+            if check.passed:
+                install(tmp, final)
+            return check
+
+    def gate(self, job: Job, path: Path) -> Check:
+        if job.model == "detector":
+            threshold = self.detectors[0].meta.thresholds["confidence"]
+            strict = job.precision == "fp32"
+            return check_detector(path, job.label, self.opencv, list(self.args.gate_sizes), threshold, strict)
+        return check_classifier(path, job.label, self.keras)
+
+    def reference_rows(self) -> list[Check]:
+        rows = []
+        if self.opencv is not None:
+            threshold = self.detectors[0].meta.thresholds["confidence"]
+            sizes = list(self.args.gate_sizes)
+            found = [
+                f"{size_text(s)}: {face_recall(self.opencv.detections(s), self.opencv.scenes, threshold):.1%}"
+                for s in sizes
+            ]
+            rows.append(
+                Check(
+                    self.paths.caffemodel.name,
+                    "OpenCV Caffe (reference)",
+                    self.paths.caffemodel.stat().st_size,
+                    accuracy="faces found " + ", ".join(found),
+                    ms=self.opencv.ms_per_inference(sizes[0], runs=10),
+                )
+            )
+        if self.keras is not None:
+            accuracy = []
+            for crop_set, probs in zip(self.keras.sets, self.keras.probs, strict=True):
+                labelled = crop_set.labels >= 0
+                acc = float((probs.argmax(axis=1)[labelled] == crop_set.labels[labelled]).mean())
+                accuracy.append(f"{crop_set.name} {acc:.2%}")
+            path = Path(self.args.classifier)
+            size = path.stat().st_size
+            rows.append(Check(path.name, "Keras (reference)", size, accuracy=", ".join(accuracy)))
+        return rows

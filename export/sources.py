@@ -1,0 +1,153 @@
+"""What gets exported: each source model as a Keras model plus the metadata its files will carry.
+
+Both sources end up as Keras models taking raw 0-255 pixels (normalization inside), so one export path
+(:mod:`export.tflite`, :mod:`export.onnx`) serves the Caffe detector and the Keras classifier alike.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import edgemask
+from edgemask.assets import file_digest
+from edgemask.metadata import ModelMeta
+from export.caffe_proto import CaffeFormatError, read_caffemodel, read_prototxt
+
+DETECTOR = "face_detector"
+CLASSIFIER = "mask_classifier"
+CAFFE_MEAN = (104.0, 177.0, 123.0)
+DETECTOR_LABELS = ("background", "face")
+DETECTOR_CONFIDENCE = 0.5
+"""The runtime's default face threshold (the Caffe file's own 0.01 keeps every weak candidate)."""
+
+
+class SourceError(ValueError):
+    """A source model that cannot be exported: unreadable, or not what edgemask expects."""
+
+
+@dataclass(frozen=True)
+class ExportSource:
+    """A Keras model ready to convert, and the metadata every file made from it carries."""
+
+    name: str
+    model: Any  # keras.Model, ``x (batch, h, w, 3) float32 0-255 -> outputs``
+    meta: ModelMeta
+    input_shape: tuple[int | None, ...]
+    output_names: tuple[str, ...]  # the Keras model's outputs, in the order of ``keras_outputs``
+
+    def keras_outputs(self, x: np.ndarray) -> list[np.ndarray]:
+        """Run the Keras model; outputs as float32 arrays in ``output_names`` order."""
+        y = self.model(x.astype(np.float32), training=False)
+        if isinstance(y, dict):
+            return [np.asarray(y[k], np.float32) for k in self.output_names]
+        return [np.asarray(y, np.float32)]
+
+    def output_shapes(self) -> dict[str, tuple[int | None, ...]]:
+        out = self.model.output
+        if isinstance(out, dict):
+            return {k: tuple(out[k].shape) for k in self.output_names}
+        return {self.output_names[0]: tuple(out.shape)}
+
+    def file_meta(self, precision: str, outputs: tuple[str, ...], **extra: Any) -> ModelMeta:
+        return replace(self.meta, precision=precision, outputs=outputs, extra={**self.meta.extra, **extra})
+
+
+def load_detector(
+    prototxt: str | os.PathLike, caffemodel: str | os.PathLike, size: tuple[int, int] | None = None
+) -> ExportSource:
+    """OpenCV's res10 SSD rebuilt in Keras; ``size`` ``(h, w)`` fixes the input, None keeps it dynamic."""
+    from export.caffe_net import ssd_config
+    from export.caffe_to_keras import build_caffe_ssd
+
+    prototxt, caffemodel = Path(prototxt), Path(caffemodel)
+    net = read_prototxt(prototxt)
+    weights = read_caffemodel(caffemodel)
+    try:
+        ssd, caffe_thresholds = ssd_config(net)
+        model = build_caffe_ssd(net, weights, CAFFE_MEAN, size)
+    except CaffeFormatError as e:
+        raise CaffeFormatError(f"{prototxt} + {caffemodel.name}: {e}") from e
+    meta = ModelMeta(
+        task="detect",
+        precision="",
+        input_size=size if size else (None, None),
+        labels=DETECTOR_LABELS,
+        channel_order="BGR",
+        mean=CAFFE_MEAN,
+        thresholds={"confidence": DETECTOR_CONFIDENCE, "nms": caffe_thresholds["nms"]},
+        ssd=ssd,
+        sources={prototxt.name: file_digest(prototxt), caffemodel.name: file_digest(caffemodel)},
+        edgemask_version=edgemask.__version__,
+        extra={"caffe_confidence_threshold": caffe_thresholds["confidence"]},
+    )
+    h, w = size if size else (None, None)
+    return ExportSource(DETECTOR, model, meta, (1, h, w, 3), ("loc", "conf"))
+
+
+def load_classifier(path: str | os.PathLike) -> ExportSource:
+    """The trained Keras classifier, checked to be ``(s, s, 3)`` pixels -> 2 softmax probabilities."""
+    path = Path(path)
+    if not path.is_file():
+        raise SourceError(
+            f"{path}: classifier not found (train one with edgemask-train or pass --classifier)"
+        )
+    import keras
+
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as e:  # Keras raises many types for a bad archive
+        raise SourceError(f"{path}: not a loadable Keras model ({type(e).__name__}: {e})") from e
+    return classifier_source(model, path)
+
+
+def classifier_source(model: Any, path: Path) -> ExportSource:
+    """Validate a loaded Keras classifier and describe it; ``path`` is the file it came from."""
+    shape = tuple(model.input_shape) if not isinstance(model.input_shape, list) else None
+    if shape is None or len(shape) != 4 or shape[3] != 3 or shape[1] is None or shape[1] != shape[2]:
+        raise SourceError(f"{path}: expected one square (size, size, 3) image input, got {model.input_shape}")
+    if isinstance(model.output_shape, list) or tuple(model.output_shape)[1:] != (len(edgemask.LABELS),):
+        raise SourceError(f"{path}: expected 2 outputs (with_mask, without_mask), got {model.output_shape}")
+    size = int(shape[1])
+    probe = np.random.default_rng(0).integers(0, 256, (2, size, size, 3)).astype(np.float32)
+    probs = np.asarray(model(probe, training=False))
+    if not (np.all(probs >= 0) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-3)):
+        raise SourceError(f"{path}: outputs are not softmax probabilities (rows must sum to 1)")
+    mean, scale = rescaling_of(model)
+    meta = ModelMeta(
+        task="classify",
+        precision="",
+        input_size=(size, size),
+        labels=edgemask.LABELS,
+        channel_order="RGB",
+        mean=mean,
+        scale=scale,
+        sources={path.name: file_digest(path)},
+        edgemask_version=edgemask.__version__,
+    )
+    return ExportSource(CLASSIFIER, model, meta, (None, size, size, 3), ("probs",))
+
+
+def rescaling_of(model: Any) -> tuple[tuple[float, ...], float]:
+    """``(mean, scale)`` of the model's first Rescaling layer (``x * s + o`` = ``(x - mean) * scale``)."""
+    import keras
+
+    for layer in nested_layers(model):
+        if isinstance(layer, keras.layers.Rescaling):
+            s = float(np.ravel(layer.scale)[0])
+            o = float(np.ravel(layer.offset)[0])
+            return (-o / s,) * 3, s
+    return (0.0, 0.0, 0.0), 1.0
+
+
+def nested_layers(model: Any) -> list[Any]:
+    """Every layer, depth first, including those inside nested models (e.g. a MobileNetV2 backbone)."""
+    found = []
+    for layer in getattr(model, "layers", []):
+        found.append(layer)
+        found.extend(nested_layers(layer))
+    return found

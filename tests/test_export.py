@@ -1,0 +1,182 @@
+"""End-to-end ``edgemask-export`` at tiny sizes: every format runs, files describe themselves, the gate
+refuses a broken model without touching the old file, and bad input writes nothing."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgemask import LABELS, assets
+from edgemask.assets import file_digest
+from edgemask.classifier import MaskClassifier
+from edgemask.detector import FaceDetector
+from edgemask.imageio import list_images, read_image
+from edgemask.metadata import read_metadata
+from export.cli import main
+
+pytestmark = pytest.mark.tf
+pytest.importorskip("tensorflow")
+
+SIZE = 16
+QUICK = ["--gate-images", "4", "--calib-images", "8"]
+
+
+def color_classifier(path: Path, weight: float = 4.0) -> Path:
+    """A stand-in classifier with a known answer: with_mask when the crop is redder than it is blue."""
+    import keras
+
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    dense = keras.layers.Dense(2, activation="softmax")
+    outputs = dense(x)
+    dense.set_weights([np.array([[weight, -weight], [0, 0], [-weight, weight]], np.float32), np.zeros(2)])
+    keras.Model(inputs, outputs).save(path)
+    return path
+
+
+def swatch(bgr: tuple[int, int, int]) -> np.ndarray:
+    return np.full((40, 30, 3), bgr, np.uint8)
+
+
+@pytest.fixture(scope="module")
+def res10() -> tuple[Path, Path]:
+    try:
+        return assets.fetch(assets.DETECTOR_PROTOTXT), assets.fetch(assets.DETECTOR_CAFFEMODEL)
+    except assets.AssetError as e:
+        pytest.skip(str(e))
+
+
+def leftovers(folder: Path) -> list[str]:
+    return [p.name for p in folder.iterdir() if ".partial" in p.name]
+
+
+def test_classifier_exports_in_every_format(tmp_path: Path, scenes_dir: Path) -> None:
+    keras_file = color_classifier(tmp_path / "standin.keras")
+    out = tmp_path / "models"
+    args = ["--models", "classifier", "--int8", "--classifier", str(keras_file), "--out", str(out)]
+    code = main([*args, *QUICK])
+    report = {p.name for p in out.iterdir()}
+    for name in ("mask_classifier_fp32.tflite", "mask_classifier_fp16.tflite", "mask_classifier_fp32.onnx"):
+        assert name in report  # float files always agree with Keras
+    assert code == (0 if len(report) == 5 else 1)
+    assert not leftovers(out)
+    for path in sorted(out.iterdir()):
+        meta = read_metadata(path)
+        assert (meta.task, meta.labels, meta.input_size) == ("classify", LABELS, (SIZE, SIZE))
+        assert meta.channel_order == "RGB"
+        assert meta.precision == path.stem.split("_")[-1]
+        assert meta.mean == pytest.approx((127.5,) * 3) and meta.scale == pytest.approx(1 / 127.5)
+        assert meta.sources == {"standin.keras": file_digest(keras_file)}
+        assert meta.outputs == ("probs",)
+        clf = MaskClassifier(path)
+        probs = clf.infer([swatch((0, 0, 255)), swatch((255, 0, 0)), swatch((90, 60, 200))])
+        # red: with_mask; blue: without_mask; p(with_mask) = sigmoid(2 * 4 * (r - b) / 127.5)
+        assert probs.argmax(axis=1).tolist() == [0, 1, 0]
+        expected = 1 / (1 + np.exp(-8 * (200 - 90) / 127.5))
+        assert probs[2, 0] == pytest.approx(expected, abs=0.02)
+        if meta.precision == "int8" and path.suffix == ".tflite":
+            assert clf.backend._input["dtype"] == np.uint8
+
+
+def test_detector_exports_run_and_match_opencv(tmp_path: Path, res10, scenes_dir: Path) -> None:
+    from export.caffe_net import ssd_config
+    from export.caffe_proto import read_prototxt
+
+    out = tmp_path / "models"
+    args = ["--models", "detector", "--precisions", "fp32", "int8", "--gate-sizes", "160x120"]
+    code = main([*args, "--out", str(out), *QUICK])
+    names = sorted(p.name for p in out.iterdir())
+    assert {"face_detector_fp32.tflite", "face_detector_fp32.onnx"} <= set(names)  # strict parity passed
+    assert code == (0 if len(names) == 4 else 1)
+    ssd, _ = ssd_config(read_prototxt(res10[0]))
+    image = read_image(list_images(scenes_dir / "images")[0])
+    boxes = {}
+    for path in out.iterdir():
+        meta = read_metadata(path)
+        assert (meta.task, meta.input_size, meta.channel_order) == ("detect", (None, None), "BGR")
+        assert meta.ssd == ssd
+        assert meta.sources == {p.name: file_digest(p) for p in res10}
+        assert sorted(meta.outputs) == ["conf", "loc"]
+        assert meta.thresholds == {"confidence": 0.5, "nms": 0.45}
+        if meta.precision == "int8":
+            assert meta.extra["calibration"]["images"] == 8
+        detector = FaceDetector(path, conf_threshold=0.2, input_size=160, small_face_size=None)
+        boxes[path.name] = detector.infer(image)
+    fp32 = boxes["face_detector_fp32.tflite"]
+    np.testing.assert_allclose(fp32, boxes["face_detector_fp32.onnx"], atol=1e-2)
+
+
+def test_gate_refuses_a_broken_model_and_keeps_the_old_file(
+    tmp_path: Path, monkeypatch, caplog, scenes_dir
+) -> None:
+    import export.tflite
+
+    keras_file = color_classifier(tmp_path / "standin.keras")
+    out = tmp_path / "models"
+    out.mkdir()
+    old = out / "mask_classifier_fp32.tflite"
+    old.write_bytes(b"the previous, verified model")
+    convert = export.tflite.convert
+
+    def convert_swapped(source, precision, calibration=None):
+        """The bug being caught: an exporter that swaps the two classes."""
+        import keras
+
+        swapped = keras.Model(source.model.input, source.model.output[:, ::-1])
+        return convert(dataclasses.replace(source, model=swapped), precision, calibration)
+
+    monkeypatch.setattr(export.tflite, "convert", convert_swapped)
+    args = ["--models", "classifier", "--formats", "tflite", "--precisions", "fp32"]
+    code = main([*args, "--classifier", str(keras_file), "--out", str(out), *QUICK])
+    assert code == 1
+    assert old.read_bytes() == b"the previous, verified model"
+    assert sorted(p.name for p in out.iterdir()) == ["mask_classifier_fp32.tflite"]
+    assert "NOT installed: mask_classifier_fp32.tflite" in caplog.text
+    assert "argmax agrees with Keras on only 0.00%" in caplog.text
+
+
+def bad_inputs(tmp_path: Path, res10) -> dict[str, tuple[list[str], str]]:
+    proto, model = res10
+    cut = tmp_path / "cut.caffemodel"
+    cut.write_bytes(model.read_bytes()[:100_000])
+    wrong = tmp_path / "wrong.prototxt"
+    wrong.write_text(proto.read_text().replace("num_output: 32", "num_output: 16", 1))
+    empty = tmp_path / "empty_calibration"
+    empty.mkdir()
+    return {
+        "missing caffemodel": (["--caffemodel", str(tmp_path / "gone.caffemodel")], "gone.caffemodel"),
+        "truncated caffemodel": (["--caffemodel", str(cut)], "cut.caffemodel"),
+        "prototxt not matching": (["--prototxt", str(wrong)], "conv1_h"),
+        "empty calibration": (["--int8", "--calib-detector", str(empty)], "empty_calibration"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case", ["missing caffemodel", "truncated caffemodel", "prototxt not matching", "empty calibration"]
+)
+def test_bad_detector_input_is_named_and_nothing_is_written(tmp_path: Path, res10, caplog, case: str) -> None:
+    flags, named = bad_inputs(tmp_path, res10)[case]
+    out = tmp_path / "models"
+    assert main(["--models", "detector", "--formats", "onnx", "--out", str(out), *flags]) == 2
+    assert named in caplog.text
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_keras_file_that_is_not_a_two_class_classifier(tmp_path: Path, caplog) -> None:
+    import keras
+
+    inputs = keras.Input((SIZE, SIZE, 3))
+    three = keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(inputs))
+    path = tmp_path / "three.keras"
+    keras.Model(inputs, three).save(path)
+    garbage = tmp_path / "garbage.keras"
+    garbage.write_bytes(b"not a zip archive")
+    out = tmp_path / "models"
+    for bad, message in ((path, "expected 2 outputs"), (garbage, "not a loadable Keras model")):
+        assert main(["--models", "classifier", "--classifier", str(bad), "--out", str(out)]) == 2
+        assert f"{bad.name}: {message}" in caplog.text
+    assert not out.exists() or not any(out.iterdir())
