@@ -1,0 +1,143 @@
+"""VOC matching, AP, recall by size, precision and found-face FAR/FRR on hand-computed cases."""
+
+import math
+
+import numpy as np
+import pytest
+
+from edgemask.detection_metrics import (
+    FP,
+    IGNORE,
+    IGNORED,
+    TP,
+    DetectionEvaluator,
+    average_precision,
+    match_detections,
+    precision_recall,
+)
+
+MASK, NO_MASK = 0, 1
+SQUARE = [0, 0, 10, 10]
+
+
+def test_best_score_takes_the_face_and_the_duplicate_is_a_false_positive():
+    # The 0.9 box overlaps less (IoU 0.6) but comes first, so the exact 0.8 box is the duplicate.
+    dets = np.array([[0, 0, 10, 10], [0, 0, 10, 6]], dtype=float)
+    outcome, taken_by = match_detections(dets, [0.8, 0.9], np.array([SQUARE]), [False])
+    assert outcome.tolist() == [FP, TP]
+    assert taken_by.tolist() == [-1, 0]
+
+
+def test_iou_of_exactly_half_matches():
+    outcome, _ = match_detections(np.array([[0, 0, 10, 5]]), [0.5], np.array([SQUARE]), [False])
+    assert outcome.tolist() == [TP]
+    outcome, _ = match_detections(np.array([[0, 0, 10, 4.9]]), [0.5], np.array([SQUARE]), [False])
+    assert outcome.tolist() == [FP]
+
+
+def test_detection_on_an_ignored_face_is_neither_hit_nor_miss():
+    gts = np.array([SQUARE, [20, 20, 30, 30]], dtype=float)
+    dets = np.array([[20, 20, 30, 30], [21, 20, 31, 30], [0, 0, 10, 10]], dtype=float)
+    outcome, taken_by = match_detections(dets, [0.9, 0.8, 0.7], gts, [False, True])
+    assert outcome.tolist() == [IGNORED, IGNORED, TP]  # several detections on an ignored box are all ignored
+    assert taken_by.tolist() == [-1, -1, 0]
+
+
+def test_no_ground_truth_makes_every_detection_false():
+    outcome, taken_by = match_detections(np.array([SQUARE]), [0.9], np.zeros((0, 4)), [])
+    assert outcome.tolist() == [FP]
+    assert taken_by.tolist() == [-1]
+
+
+def test_average_precision_by_hand():
+    # 3 positives; ranked TP, FP, TP, FP -> recall 1/3, 1/3, 2/3, 2/3; precision 1, 1/2, 2/3, 1/2.
+    recall, precision = precision_recall([0.9, 0.8, 0.7, 0.6], [True, False, True, False], 3)
+    np.testing.assert_allclose(recall, [1 / 3, 1 / 3, 2 / 3, 2 / 3])
+    np.testing.assert_allclose(precision, [1, 1 / 2, 2 / 3, 1 / 2])
+    # Envelope: precision 1 up to recall 1/3, then 2/3 up to recall 2/3, then nothing.
+    assert average_precision(recall, precision) == pytest.approx(1 / 3 + 2 / 9)
+
+
+def test_average_precision_sorts_by_score_and_uses_the_envelope():
+    # Same detections given in another order; a later higher precision lifts the earlier recall step.
+    recall, precision = precision_recall([0.6, 0.7, 0.8, 0.9], [True, True, False, False], 2)
+    np.testing.assert_allclose(precision, [0, 0, 1 / 3, 1 / 2])
+    assert average_precision(recall, precision) == pytest.approx(0.5)
+
+
+def test_no_detections_give_zero_ap_and_no_faces_of_a_class_give_nan():
+    assert average_precision(*precision_recall([], [], 4)) == 0.0
+    ev = DetectionEvaluator()
+    ev.add([SQUARE], [MASK], [SQUARE], [NO_MASK], [0.9])
+    s = ev.summary()
+    assert s["ap"]["with_mask"] == 0.0
+    assert math.isnan(s["ap"]["without_mask"])
+    assert math.isnan(s["map"])
+
+
+def scene_evaluator() -> DetectionEvaluator:
+    """Two images, hand-built.
+
+    Image 1: masked faces 10, 20 and 40 px wide, an ignored (incorrectly worn) face. Found: the 20 and 40
+    px faces (the 40 px one twice), and the ignored face; one detection on background.
+    Image 2: one unmasked face, found but called masked.
+    """
+    ev = DetectionEvaluator()
+    ev.add(
+        gt_boxes=[[0, 0, 10, 10], [20, 0, 40, 20], [50, 0, 90, 40], [100, 0, 120, 20]],
+        gt_labels=[MASK, MASK, MASK, IGNORE],
+        det_boxes=[[20, 0, 40, 20], [50, 0, 90, 40], [51, 0, 91, 40], [100, 0, 120, 20], [200, 0, 220, 20]],
+        det_labels=[MASK, MASK, MASK, MASK, NO_MASK],
+        det_scores=[0.9, 0.8, 0.7, 0.95, 0.6],
+    )
+    ev.add(
+        gt_boxes=[[0, 0, 30, 30]],
+        gt_labels=[NO_MASK],
+        det_boxes=[[0, 0, 30, 30]],
+        det_labels=[MASK],
+        det_scores=[0.85],
+    )
+    return ev
+
+
+def test_summary_of_hand_built_scenes():
+    s = scene_evaluator().summary()
+    assert (s["images"], s["faces"], s["ignored_faces"], s["detections"]) == (2, 4, 1, 6)
+    assert s["recall"] == pytest.approx(3 / 4)
+    assert s["recall_by_size"] == {
+        "<16": {"recall": 0.0, "faces": 1},
+        "16-32": {"recall": 1.0, "faces": 2},
+        ">=32": {"recall": 1.0, "faces": 1},
+    }
+    # Face level: 3 TP, 2 FP (the duplicate and the background box), the ignored hit does not count.
+    assert s["precision"] == pytest.approx(3 / 5)
+    # with_mask (3 positives), ranked 0.85 FP (unmasked face), 0.9 TP, 0.8 TP, 0.7 FP (duplicate):
+    # by score 0.9 TP, 0.85 FP, 0.8 TP, 0.7 FP -> AP = 1/3 * 1 + 1/3 * 2/3.
+    assert s["ap"]["with_mask"] == pytest.approx(1 / 3 + 2 / 9)
+    # without_mask: one positive, never detected with that label; the background box is a FP.
+    assert s["ap"]["without_mask"] == 0.0
+    assert s["map"] == pytest.approx((1 / 3 + 2 / 9) / 2)
+    found = s["found_faces"]
+    assert found["confusion"] == [[2, 0], [1, 0]]
+    assert (found["far"], found["frr"]) == (1.0, 0.0)
+
+
+def test_face_level_uses_face_scores_not_ranking_scores():
+    # The class-confident duplicate has the lower face score, so the other box takes the face.
+    ev = DetectionEvaluator()
+    ev.add(
+        gt_boxes=[SQUARE],
+        gt_labels=[NO_MASK],
+        det_boxes=[[0, 0, 10, 10], [0, 0, 10, 9]],
+        det_labels=[MASK, NO_MASK],
+        det_scores=[0.1, 0.9],
+        det_face_scores=[0.95, 0.9],
+    )
+    s = ev.summary()
+    assert s["found_faces"]["confusion"] == [[0, 0], [1, 0]]
+    assert s["ap"]["without_mask"] == 1.0
+
+
+def test_mismatched_lengths_are_refused():
+    with pytest.raises(ValueError, match="same length"):
+        DetectionEvaluator().add([SQUARE], [MASK], [SQUARE], [MASK, MASK], [0.5])
