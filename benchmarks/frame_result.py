@@ -1,0 +1,59 @@
+"""What every benchmarked system answers for one frame, so the metrics and timers treat them alike."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgemask import LABELS
+from edgemask.pipeline import LABEL_NAMES, Face
+
+LABEL_INDEX = {
+    **{name: i for i, name in enumerate(LABELS)},
+    **{v: LABELS.index(k) for k, v in LABEL_NAMES.items()},
+}
+"""Class name (``with_mask`` or the pipeline's ``mask``) → index into ``LABELS``."""
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """``boxes`` ``(K, 4)`` pixels; ``labels`` index ``LABELS``; ``face_scores`` from the detector;
+    ``scores`` rank detections for AP: face score × probability of the chosen class."""
+
+    boxes: np.ndarray
+    labels: np.ndarray
+    scores: np.ndarray
+    face_scores: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @classmethod
+    def build(cls, boxes, labels, class_probs, face_scores) -> FrameResult:
+        face_scores = np.asarray(face_scores, dtype=np.float64).ravel()
+        return cls(
+            boxes=np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
+            labels=np.asarray(labels, dtype=np.int64).ravel(),
+            scores=face_scores * np.asarray(class_probs, dtype=np.float64).ravel(),
+            face_scores=face_scores,
+        )
+
+    @classmethod
+    def from_probs(cls, boxes, probs: np.ndarray, face_scores) -> FrameResult:
+        """From ``(K, 2)`` class probabilities in ``LABELS`` order: the most likely class wins."""
+        probs = np.asarray(probs, dtype=np.float64).reshape(-1, len(LABELS))
+        labels = np.argmax(probs, axis=1)
+        return cls.build(boxes, labels, probs[np.arange(len(labels)), labels], face_scores)
+
+    @classmethod
+    def of(cls, answer: FrameResult | list[Face]) -> FrameResult:
+        """A peer's answer as is; the edgemask pipeline's list of faces converted."""
+        if isinstance(answer, FrameResult):
+            return answer
+        return cls.build(
+            [f.box for f in answer],
+            [LABEL_INDEX[f.label] for f in answer],
+            [f.score for f in answer],
+            [f.face_score for f in answer],
+        )

@@ -1,0 +1,98 @@
+"""The machine a benchmark ran on, so every number comes with where it was measured."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from importlib import metadata
+
+RUNTIME_PACKAGES = (
+    "ai-edge-litert",
+    "onnxruntime",
+    "opencv-python-headless",
+    "numpy",
+    "tensorflow-cpu",
+    "tf-keras",
+)
+
+
+SIMD_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimd", "asimddp", "i8mm")
+"""Instruction-set extensions that change int8/fp32 kernel speed (x86 and arm64 names)."""
+
+
+def cpuinfo() -> dict[str, str]:
+    """The first processor's fields of ``/proc/cpuinfo`` (empty where there is none)."""
+    fields: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if not line.strip():
+                    break
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
+    except OSError:
+        pass
+    return fields
+
+
+def cpu_model() -> str:
+    """Model name, with family/model numbers (virtual machines often report a generic name) and the
+    SIMD extensions the kernels can use."""
+    info = cpuinfo()
+    name = info.get("model name") or platform.processor() or platform.machine()
+    if "cpu family" in info:
+        name += f", family {info['cpu family']} model {info.get('model', '?')}"
+    flags = set((info.get("flags") or info.get("Features") or "").split())
+    simd = [f for f in SIMD_FLAGS if f in flags]
+    if "hypervisor" in flags:
+        name += ", virtual machine"
+    return f"{name}; {' '.join(simd)}" if simd else name
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (the affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def package_versions(names: tuple[str, ...] = RUNTIME_PACKAGES) -> dict[str, str]:
+    """Installed versions, read from package metadata (nothing is imported)."""
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def describe() -> dict:
+    """JSON-ready: CPU, cores, OS, Python, package versions, load average, date."""
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    return {
+        "cpu": cpu_model(),
+        "cores": usable_cores(),
+        "machine": platform.machine(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "packages": package_versions(),
+        "load_average_1_5_15": [round(x, 2) for x in load],
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+    }
+
+
+def header_markdown(info: dict) -> str:
+    """A bullet list for the top of a results table."""
+    packages = ", ".join(f"{k} {v}" for k, v in info["packages"].items())
+    load = ", ".join(f"{x:.2f}" for x in info["load_average_1_5_15"])
+    return "\n".join(
+        [
+            f"- CPU: {info['cpu']} ({info['cores']} cores, {info['machine']})",
+            f"- OS: {info['os']}; Python {info['python']}",
+            f"- Packages: {packages}",
+            f"- Load average at start (1/5/15 min): {load}; {info['date']}",
+        ]
+    )
