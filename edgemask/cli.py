@@ -17,6 +17,7 @@ from typing import Any
 
 from edgemask import assets
 from edgemask.camera import Backoff, CameraError
+from edgemask.detector import DEFAULT_INPUT_SIZE, DEFAULT_SMALL_FACE_SIZE
 from edgemask.display import gui_problem
 from edgemask.recording import SaveError
 from edgemask.runner import (
@@ -49,7 +50,8 @@ examples:
   edgemask-run --source clip.mp4 --save clip_out.mp4  every frame of a video, in order
   edgemask-run --source rtsp://cam.local/live --json  a network stream (newest frame, reconnects)
   edgemask-run --source raw/ --sort-into sorted/      crop faces into sorted/{with_mask,without_mask}/
-  edgemask-run --source photos/ --backend onnx --detector-size 640x480 --conf 0.3
+  edgemask-run --camera 0 --small-face-size off --threads 4   faster, for faces close to the camera
+  edgemask-run --source photos/ --backend onnx --conf 0.3
 
 Live sources (cameras, streams) always process the newest frame: when inference is slower than the
 camera, frames in between are dropped so results never lag. Video files are processed frame by frame.
@@ -76,6 +78,21 @@ def parse_size(text: str) -> tuple[int, int]:
     if min(size) < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: sizes must be positive")
     return size
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be positive")
+    return value
+
+
+def optional_size(text: str) -> int | None:
+    """A pixel size, or ``off``/``0`` for none."""
+    return None if text.lower() in ("off", "none", "0") else positive_int(text)
 
 
 def fraction(text: str) -> float:
@@ -143,18 +160,34 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="inference threads (default: CPU cores up to 4, here %(default)s)",
     )
-    model.add_argument("--conf", type=fraction, help="face confidence threshold (default: the model's)")
     model.add_argument(
-        "--nms", type=fraction, help="IoU threshold of non-maximum suppression (default: the model's)"
+        "--conf", type=fraction, metavar="P", help="face confidence threshold (default: the model's)"
+    )
+    model.add_argument(
+        "--nms",
+        type=fraction,
+        metavar="IOU",
+        help="IoU threshold of non-maximum suppression (default: the model's)",
     )
     model.add_argument(
         "--detector-size",
-        type=parse_size,
-        metavar="N|WxH",
-        help="detector input size, e.g. 300 or 640x480: larger finds smaller faces, at more cost "
-        "(default: the model's, else 300)",
+        type=positive_int,
+        default=DEFAULT_INPUT_SIZE,
+        metavar="N",
+        help="first detector pass: the frame squashed to N×N (default: %(default)s, what res10 was "
+        "trained at; a model exported at a fixed size uses its own)",
     )
-    model.add_argument("--margin", type=float, help="grow face crops by this share per side (default: 0.1)")
+    model.add_argument(
+        "--small-face-size",
+        type=optional_size,
+        default=DEFAULT_SMALL_FACE_SIZE,
+        metavar="N|off",
+        help="second pass with the longest side enlarged to N px, keeping only small boxes: finds faces "
+        "under ~30 px at several times the cost; off for speed (default: %(default)s)",
+    )
+    model.add_argument(
+        "--margin", type=float, metavar="SHARE", help="grow face crops by this share per side (default: 0.1)"
+    )
     model.add_argument(
         "--min-face", type=int, metavar="PX", help="ignore faces smaller than this (default: 4)"
     )
@@ -222,10 +255,18 @@ def load_pipeline(args: argparse.Namespace) -> Any:
     det_name, cls_name = MODEL_FILES[args.backend]
     detector = resolve_model(args.detector, det_name, "detector")
     classifier = resolve_model(args.classifier, cls_name, "classifier")
-    size = None if args.detector_size is None else (args.detector_size[1], args.detector_size[0])
     extra = {k: v for k, v in (("margin", args.margin), ("min_face", args.min_face)) if v is not None}
     try:
-        return Pipeline.from_paths(detector, classifier, args.threads, args.conf, args.nms, size, **extra)
+        return Pipeline.from_paths(
+            detector,
+            classifier,
+            args.threads,
+            args.conf,
+            args.nms,
+            args.detector_size,
+            args.small_face_size,
+            **extra,
+        )
     except (BackendError, MetadataError, ValueError) as e:
         raise UsageError(str(e)) from e
 

@@ -117,11 +117,19 @@ def test_models_env_overrides_the_repo_folder(tmp_path: Path, monkeypatch) -> No
     assert cli.model_dirs()[0] == Path(cli.__file__).resolve().parent.parent / "models"
 
 
-def test_parse_size() -> None:
+def test_size_options() -> None:
     assert cli.parse_size("300") == (300, 300)
     assert cli.parse_size("640x480") == (640, 480)
     with pytest.raises(Exception, match="WIDTHxHEIGHT"):
         cli.parse_size("big")
+    args = cli.build_parser().parse_args(
+        ["--camera", "0", "--detector-size", "480", "--small-face-size", "off"]
+    )
+    assert (args.detector_size, args.small_face_size) == (480, None)
+    defaults = cli.build_parser().parse_args(["--camera", "0"])
+    assert (defaults.detector_size, defaults.small_face_size) == (300, 640)
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["--camera", "0", "--detector-size", "640x480"])
 
 
 def test_show_without_gui_is_a_clear_error(tmp_path: Path, monkeypatch, capsys) -> None:
