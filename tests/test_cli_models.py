@@ -1,0 +1,135 @@
+"""edgemask-run end to end with the real int8 models on real scenes_dev images, checked against their
+ground-truth boxes. Skipped until the models exist (models/ or $EDGEMASK_MODELS; see edgemask-export)."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from runtime_fakes import read_index, write_video
+from test_cli import check_json_lines
+
+from edgemask import cli
+from edgemask.ssd import iou_matrix
+from edgemask.voc import parse_annotation
+
+SCENES = ("maksssksksss0", "maksssksksss10", "maksssksksss114", "maksssksksss128")
+"""One crowded street scene with small faces, and three with large masked/unmasked/mixed faces."""
+BIG_FACE_PX = 40
+GT_LABELS = {"with_mask": "mask", "without_mask": "no_mask"}
+
+
+def default_models(backend: str) -> list[Path]:
+    names = cli.MODEL_FILES[backend]
+    try:
+        return [
+            cli.resolve_model(None, name, kind)
+            for name, kind in zip(names, ("detector", "classifier"), strict=True)
+        ]
+    except cli.UsageError as e:
+        pytest.skip(str(e))
+
+
+@pytest.fixture(scope="module")
+def scenes(scenes_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("scenes")
+    for name in SCENES:
+        (folder / f"{name}.jpg").symlink_to(scenes_dir / "images" / f"{name}.jpg")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tflite_run(scenes: Path) -> dict[str, dict]:
+    default_models("tflite")
+    return run_json(["--source", str(scenes)])
+
+
+def run_json_lines(argv: list[str]) -> list[dict]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli.main([*argv, "--json", "--quiet"]) == 0
+    return check_json_lines(out.getvalue())
+
+
+def run_json(argv: list[str]) -> dict[str, dict]:
+    """Records of a run over still images, by image name."""
+    return {Path(r["source"]).stem: r for r in run_json_lines(argv)}
+
+
+def test_big_faces_are_found_and_labelled_like_the_ground_truth(tflite_run: dict, scenes_dir: Path) -> None:
+    assert sorted(tflite_run) == sorted(SCENES)
+    found = labelled = right = 0
+    for name, record in tflite_run.items():
+        ann = parse_annotation(scenes_dir / "annotations" / f"{name}.xml")
+        assert (record["width"], record["height"]) == (ann.width, ann.height)
+        big = [o for o in ann.objects if o.width >= BIG_FACE_PX]
+        boxes = np.array([f["box"] for f in record["faces"]], np.float32).reshape(-1, 4)
+        for obj in big:
+            overlap = iou_matrix(np.array([obj.box], np.float32), boxes)[0] if len(boxes) else np.zeros(0)
+            if overlap.size and overlap.max() >= 0.5:
+                found += 1
+                if obj.name in GT_LABELS:
+                    labelled += 1
+                    right += record["faces"][int(overlap.argmax())]["label"] == GT_LABELS[obj.name]
+    # Measured: 4 of the 5 faces of 40 px and more are found (res10 misses the 41-px masked face in the
+    # crowded scene), and all 4 get the ground truth's label.
+    assert found >= 4
+    assert right == labelled == found
+
+
+def test_sort_into_crops_every_face_of_the_json_run(tflite_run: dict, scenes: Path, tmp_path: Path) -> None:
+    out = tmp_path / "sorted"
+    assert cli.main(["--source", str(scenes), "--sort-into", str(out), "--quiet"]) == 0
+    with open(out / "manifest.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["face"]]
+    expected = sorted(
+        (n, tuple(face["box"]), face["label"]) for n, r in tflite_run.items() for face in r["faces"]
+    )
+    got = sorted(
+        (Path(r["source"]).stem, tuple(int(r[k]) for k in ("x1", "y1", "x2", "y2")), r["label"]) for r in rows
+    )
+    assert got == expected
+    for r in rows:
+        assert cv2.imread(str(out / r["crop"])) is not None
+
+
+def test_video_of_the_scenes_is_processed_frame_by_frame(scenes: Path, tmp_path: Path) -> None:
+    default_models("tflite")
+    images = [cv2.imread(str(scenes / f"{n}.jpg")) for n in SCENES] * 2
+    write_video(tmp_path / "scenes.avi", images, size=(400, 300), fps=5)
+    out = tmp_path / "annotated.mp4"
+    records = run_json_lines(["--source", str(tmp_path / "scenes.avi"), "--save", str(out)])
+    assert [r["frame"] for r in records] == list(range(len(images)))
+    assert all((r["width"], r["height"]) == (400, 300) for r in records)
+    # Each scene comes twice (only the frame-number stamp differs): frame k and k+4 show the same
+    # confident faces, so frames were neither mixed up nor skipped.
+    half = len(SCENES)
+    for first, second in zip(records[:half], records[half:], strict=True):
+        a, b = (
+            np.array([f["box"] for f in r["faces"] if f["face_score"] >= 0.9], np.float32)
+            for r in (first, second)
+        )
+        assert len(a) == len(b) > 0
+        assert (iou_matrix(a, b).max(axis=1) >= 0.8).all()
+    saved = cv2.VideoCapture(str(out))
+    indices = []
+    while (item := saved.read())[0]:
+        indices.append(read_index(item[1]))
+    saved.release()
+    assert indices == list(range(len(images)))
+
+
+def test_onnx_backend_finds_the_same_faces(tflite_run: dict, scenes: Path) -> None:
+    default_models("onnx")
+    onnx_run = run_json(["--source", str(scenes), "--backend", "onnx"])
+    assert sorted(onnx_run) == sorted(tflite_run)
+    for name, record in tflite_run.items():
+        a = np.array([f["box"] for f in record["faces"] if f["face_score"] >= 0.7], np.float32).reshape(-1, 4)
+        b = np.array([f["box"] for f in onnx_run[name]["faces"]], np.float32).reshape(-1, 4)
+        if len(a):
+            assert len(b) and (iou_matrix(a, b).max(axis=1) >= 0.7).all(), name
