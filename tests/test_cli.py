@@ -248,6 +248,23 @@ def test_a_failing_frame_is_counted_and_the_batch_goes_on(tmp_path: Path, capsys
     assert "skipped 1: processing failed (RuntimeError)" in captured.err
 
 
+def test_frames_without_faces_still_give_json_and_a_summary(tmp_path: Path, capsys) -> None:
+    for k in range(2):
+        cv2.imwrite(str(tmp_path / f"{k}.png"), np.zeros((16, 16, 3), np.uint8))
+    assert (
+        run(
+            ["--source", str(tmp_path), "--json", "--sort-into", str(tmp_path / "s")],
+            FakePipeline(faceless=True),
+        )
+        == 0
+    )
+    captured = capsys.readouterr()
+    assert [r["faces"] for r in check_json_lines(captured.out)] == [[], []]
+    assert "2 images processed, 0 faces (none)" in captured.err
+    assert "2 detections smaller than the minimum face size ignored" in captured.err
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["manifest.csv"]
+
+
 def test_nothing_readable_exits_1(tmp_path: Path, capsys) -> None:
     (tmp_path / "a.jpg").write_bytes(b"")
     assert run(["--source", str(tmp_path)]) == 1
