@@ -182,11 +182,11 @@ class LatestFrameReader:
         self._read_since = self._clock()
         try:
             ok, image = self._capture.read()
-        except Exception:  # a driver error is one more lost frame
+            return to_bgr8(image) if ok and image is not None and image.size else None
+        except Exception:  # a driver error or an unusable frame format is one more lost frame
             return None
         finally:
             self._read_since = None
-        return to_bgr8(image) if ok and image is not None and image.size else None
 
     def _reconnect(self, attempt: int) -> None:
         self._release()
@@ -227,7 +227,10 @@ class LatestFrameReader:
     def _release(self) -> None:
         if self._capture is not None:
             capture, self._capture = self._capture, None
-            capture.release()
+            try:
+                capture.release()
+            except Exception:  # releasing a device that already failed must not kill the reader
+                return
 
     def _fresh(self) -> bool:
         return self._latest is not None and self._latest[0] > self._taken

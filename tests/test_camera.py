@@ -90,6 +90,31 @@ def test_reader_resumes_after_a_successful_reconnect_and_counts_on() -> None:
     assert sleep.delays == [0.1, 0.2, 0.1, 0.2]
 
 
+class OddCapture(FakeCapture):
+    """Delivers an unusable frame (complex pixels), then a good one, then raises from read()."""
+
+    calls = 0
+
+    def read(self):
+        self.calls += 1
+        if self.calls == 1:
+            return True, np.zeros((4, 4), np.complex64)
+        if self.calls == 2:
+            return super().read()
+        raise OSError("device unplugged")
+
+
+def test_unusable_frames_and_driver_errors_are_lost_frames_not_crashes() -> None:
+    odd = OddCapture(frames=5)
+    sleep = RecordingSleep()
+    reader = LatestFrameReader(odd, lambda: odd, Backoff(retries=1, delay=0.1), sleep).start()
+    got = drain(reader)
+    # bad frame -> reopen, good frame 0 (attempts reset), OSError -> reopen, OSError -> give up
+    assert got == [0] and reader.frames_read == 1
+    assert sleep.delays == [0.1, 0.1]
+    assert reader.end_reason == "no frames after 1 reconnect attempts"
+
+
 def test_reopen_errors_count_as_failed_attempts() -> None:
     def reopen() -> FakeCapture:
         raise CameraError("camera 0 cannot be opened")
