@@ -25,7 +25,8 @@ log = logging.getLogger("edgemask.export")
 MODELS = ("detector", "classifier")
 FORMATS = ("tflite", "onnx")
 SUPPORTED = {"tflite": ("fp32", "fp16", "int8"), "onnx": ("fp32", "int8")}
-DEFAULT_GATE_SIZES = ((300, 300), (360, 480))
+DEFAULT_GATE_SIZES = ((300, 300), (480, 640))
+"""The runtime's two passes: 300x300 squashed, and the small-face pass enlarged to a 640 px long side."""
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -102,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=parse_size,
         metavar="WxH",
         default=list(DEFAULT_GATE_SIZES),
-        help="detector input sizes checked against OpenCV (default: 300x300 480x360)",
+        help="detector input sizes checked against OpenCV (default: 300x300 640x480)",
     )
     p.add_argument("--report", type=Path, help="also write the table (Markdown) there, and a .json beside it")
     p.add_argument("-v", "--verbose", action="store_true", help="show TensorFlow's own log output")
