@@ -1,7 +1,7 @@
 """Random distortions for training batches, applied in the tf.data pipeline (never inside the model).
 
 TensorFlow is imported only when an augmenter is built, so the config is cheap to import.
-Besides the usual flips, rotations, shears, zoom, shifts and brightness/contrast, two distortions target
+Besides the usual flips, rotations, shears, zoom, shifts and colour jitter, two distortions target
 what the classifier meets at run time: detector boxes that are looser or tighter than the training
 crops (zoom with independent height/width factors), and faces only 8-48 px wide in the frame
 (downscale to a random small size, then upscale back, as the runtime's resize does).
@@ -25,10 +25,14 @@ class AugmentConfig:
     zoom: float = 0.25
     """Zoom range +-: negative factors crop tighter, positive ones pad like a loose detector box."""
     shift: float = 0.1
-    brightness: float = 0.2
-    contrast: float = 0.2
-    low_res_prob: float = 0.5
-    low_res_min: int = 8
+    brightness: tuple[float, float] = (-0.35, 0.2)
+    """Darkening reaches further than brightening: crowds and indoor frames are often dim."""
+    contrast: float = 0.4
+    saturation: tuple[float, float] = (0.25, 0.7)
+    """Keras's scale: 0.5 keeps colours, 0 is gray."""
+    grayscale_prob: float = 0.15
+    low_res_prob: float = 0.7
+    low_res_min: int = 6
     low_res_max: int = 48
     low_res_aspect: float = 0.2
 
@@ -78,6 +82,8 @@ def make_augmenter(cfg: AugmentConfig, seed: int) -> Callable[[tf.Tensor], tf.Te
         keras.layers.RandomTranslation(cfg.shift, cfg.shift, fill_mode="reflect", seed=seed + 4),
         keras.layers.RandomBrightness(cfg.brightness, value_range=(0.0, 255.0), seed=seed + 5),
         keras.layers.RandomContrast(cfg.contrast, value_range=(0.0, 255.0), seed=seed + 6),
+        keras.layers.RandomSaturation(cfg.saturation, value_range=(0.0, 255.0), seed=seed + 8),
+        keras.layers.RandomGrayscale(cfg.grayscale_prob, seed=seed + 9),
     ]
 
     def augment(images: tf.Tensor) -> tf.Tensor:

@@ -47,11 +47,13 @@ def render_classifier_card(result: dict) -> str:
         "**Recipe.** MobileNetV2 (ImageNet) + GAP → Dense 128 ReLU → "
         f"Dropout {cfg['dropout']} → Dense 2 softmax; {fine_tune}, BatchNorm frozen. "
         f"Adam lr {cfg['learning_rate']}, batch {cfg['batch_size']}, up to {cfg['epochs']} epochs "
-        f"(ran {result['epochs_run']}), class-weighted cross-entropy, early stopping "
+        f"(ran {result['epochs_run']}), class-balanced cross-entropy with the unmasked class weighted "
+        f"×{cfg['unmasked_weight']} more, early stopping "
         f"(patience {cfg['patience']}) and LR reduction on validation loss, best checkpoint kept. "
         f"Augmentation: flip, rotation ±{aug['rotation_deg']}°, shear {aug['shear']}, "
         f"zoom ±{aug['zoom']} per axis (tight/loose boxes), shifts ±{aug['shift']}, "
-        f"brightness ±{aug['brightness']}, contrast ±{aug['contrast']}, and with probability "
+        f"brightness {aug['brightness']}, contrast ±{aug['contrast']}, saturation {aug['saturation']}, "
+        f"grayscale p {aug['grayscale_prob']}, and with probability "
         f"{aug['low_res_prob']} a low-resolution pass (down to {aug['low_res_min']}-{aug['low_res_max']} px, "
         f"back up). Seed {result['seed']}, strategy `{cfg['strategy']}`.",
         "",

@@ -53,6 +53,12 @@ def train_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--dropout", type=float, default=d.dropout)
     p.add_argument(
+        "--unmasked-weight",
+        type=float,
+        default=d.unmasked_weight,
+        help="extra loss weight of without_mask after class balancing; >1 trades FRR for FAR",
+    )
+    p.add_argument(
         "--val-fraction", type=float, default=d.val_fraction, help="used only without val/ folders"
     )
     p.add_argument("--seed", type=int, default=d.seed)
@@ -113,6 +119,7 @@ def train_main(argv: list[str] | None = None) -> int:
         learning_rate=args.learning_rate,
         fine_tune_from=args.fine_tune_from,
         dropout=args.dropout,
+        unmasked_weight=args.unmasked_weight,
         val_fraction=args.val_fraction,
         seed=args.seed,
         patience=args.patience,

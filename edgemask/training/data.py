@@ -156,10 +156,13 @@ def _cache_path(files: LabelledFiles, size: int, cache_dir: Path) -> Path:
     return Path(cache_dir) / f"faces_{size}_{h.hexdigest()[:16]}.npz"
 
 
-def class_weights(labels: np.ndarray) -> dict[int, float]:
-    """Weights inversely proportional to class frequency, averaging 1 over the samples."""
+def class_weights(labels: np.ndarray, unmasked_factor: float = 1.0) -> dict[int, float]:
+    """Weights inversely proportional to class frequency (averaging 1 over the samples), the unmasked
+    class then multiplied by ``unmasked_factor``: calling a bare face masked (FAR) is the costlier error."""
     counts = np.bincount(labels, minlength=len(LABELS)).astype(float)
     if (counts == 0).any():
         missing = [LABELS[i] for i in np.flatnonzero(counts == 0)]
         raise DataError(f"no training samples of {', '.join(missing)}")
-    return {i: float(labels.size / (len(LABELS) * c)) for i, c in enumerate(counts)}
+    weights = {i: float(labels.size / (len(LABELS) * c)) for i, c in enumerate(counts)}
+    weights[LABELS.index("without_mask")] *= unmasked_factor
+    return weights

@@ -49,6 +49,7 @@ class TrainConfig:
     learning_rate: float = 3e-4
     fine_tune_from: int | None = 100
     dropout: float = 0.3
+    unmasked_weight: float = 1.0
     val_fraction: float = 0.1
     seed: int = 1234
     patience: int = 4
@@ -204,7 +205,7 @@ def train(cfg: TrainConfig) -> dict:
         validation_data=val_ds,
         epochs=cfg.epochs,
         steps_per_epoch=cfg.steps_per_epoch,
-        class_weight=class_weights(train_faces.labels),
+        class_weight=class_weights(train_faces.labels, cfg.unmasked_weight),
         callbacks=callbacks_for(cfg, run_dir, started),
         verbose=1 if sys.stdout.isatty() else 2,
     )
