@@ -104,8 +104,12 @@ def open_opencv(target: int | str, size: tuple[int, int] | None = None) -> cv2.V
     cap = cv2.VideoCapture(target)
     if not cap.isOpened():
         cap.release()
-        kind = "camera" if isinstance(target, int) else "stream"
-        raise CameraError(f"{kind} {target} cannot be opened")
+        if isinstance(target, int):
+            raise CameraError(
+                f"camera {target} cannot be opened (connected, and not in use by another program? "
+                "ls /dev/video* lists cameras; a Raspberry Pi camera module is --camera picam)"
+            )
+        raise CameraError(f"stream {target} cannot be opened")
     cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
     if size is not None:
         cap.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])

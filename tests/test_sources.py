@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from pathlib import Path
 
@@ -9,8 +11,9 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
-from runtime_fakes import read_index, write_video
+from runtime_fakes import read_index, stamp_index, write_video
 
+from edgemask.camera import Backoff
 from edgemask.sources import (
     ALREADY_DONE,
     NOT_AN_IMAGE,
@@ -177,3 +180,46 @@ def test_unopenable_video_is_a_source_error(tmp_path: Path) -> None:
     (tmp_path / "bad.mp4").write_text("no video here")
     with pytest.raises(SourceError, match="cannot be opened as a video"):
         open_source(str(tmp_path / "bad.mp4"))
+
+
+class MjpegServer:
+    """A one-thread HTTP MJPEG camera on the loopback: ``connections`` clients in turn get ``frames``
+    stamped frames each, then the port closes, like a network camera that goes away."""
+
+    def __init__(self, frames: int, connections: int) -> None:
+        self.frames = frames
+        self.connections = connections
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/stream.mjpg"
+        self.sent = 0
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self) -> None:
+        with self.listener:
+            for _ in range(self.connections):
+                conn, _ = self.listener.accept()
+                with conn:
+                    conn.recv(65536)
+                    conn.sendall(
+                        b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=f\r\n\r\n"
+                    )
+                    for _ in range(self.frames):
+                        image = stamp_index(np.full((64, 160, 3), 90, np.uint8), self.sent)
+                        data = cv2.imencode(".jpg", image)[1].tobytes()
+                        head = b"--f\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(data)
+                        conn.sendall(head + data + b"\r\n")
+                        self.sent += 1
+                        time.sleep(0.01)
+
+
+def test_a_real_http_stream_reconnects_then_ends_cleanly() -> None:
+    server = MjpegServer(frames=10, connections=2)
+    stream = open_source(server.url, Backoff(retries=2, delay=0.01), stall_timeout=5.0)
+    assert stream.live and stream.name == server.url
+    seen = [(f.index, read_index(f.image)) for f in stream]
+    stream.close()
+    assert all(index == stamped for index, stamped in seen)  # reader numbering == the camera's
+    assert seen[-1][0] == 19 and stream.reader.frames_read == 20
+    assert stream.reader.reconnects == 3  # one that worked, two refused
+    assert stream.end_reason.startswith("no frames after 2 reconnect attempts")
