@@ -133,3 +133,16 @@ def test_onnx_backend_finds_the_same_faces(tflite_run: dict, scenes: Path) -> No
         b = np.array([f["box"] for f in onnx_run[name]["faces"]], np.float32).reshape(-1, 4)
         if len(a):
             assert len(b) and (iou_matrix(a, b).max(axis=1) >= 0.7).all(), name
+
+
+def test_model_options_reach_the_pipeline() -> None:
+    default_models("tflite")
+    argv = ["--camera", "0", "--conf", "0.8", "--nms", "0.3", "--detector-size", "320"]
+    argv += ["--small-face-size", "off", "--margin", "0.25", "--min-face", "10", "--threads", "1"]
+    pipeline = cli.load_pipeline(cli.build_parser().parse_args(argv))
+    assert (pipeline.margin, pipeline.min_face) == (0.25, 10)
+    assert pipeline.detector.conf_threshold == 0.8
+    assert pipeline.detector.ssd.nms_threshold == 0.3
+    assert [(p.size, p.keep_aspect) for p in pipeline.detector.passes] == [(320, False)]
+    default = cli.load_pipeline(cli.build_parser().parse_args(["--camera", "0"]))
+    assert [(p.size, p.keep_aspect) for p in default.detector.passes] == [(300, False), (640, True)]
