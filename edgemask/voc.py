@@ -136,18 +136,22 @@ def face_boxes(objects: tuple[VocObject, ...], margin: float, width: int, height
     return clamp_box(expand_box(np.array([o.box for o in objects]), margin), width, height)
 
 
+def iter_scene_images(folder: str | os.PathLike) -> Iterator[tuple[VocScene, np.ndarray]]:
+    """Scenes with their decoded BGR image; unreadable images are skipped with a warning."""
+    for scene in iter_scenes(folder):
+        try:
+            yield scene, read_image(scene.image_path)
+        except ImageError as e:
+            warnings.warn(f"skipping scene: {e}", stacklevel=2)
+
+
 def iter_face_crops(
     folder: str | os.PathLike, margin: float = 0.0, classes: tuple[str, ...] = VOC_CLASSES
 ) -> Iterator[FaceCrop]:
     """Every annotated face of the given classes in a scenes folder; unreadable images are warned about."""
-    for scene in iter_scenes(folder):
+    for scene, image in iter_scene_images(folder):
         objects = tuple(o for o in scene.annotation.objects if o.name in classes)
         if not objects:
-            continue
-        try:
-            image = read_image(scene.image_path)
-        except ImageError as e:
-            warnings.warn(f"skipping scene: {e}", stacklevel=2)
             continue
         boxes = face_boxes(objects, margin, image.shape[1], image.shape[0])
         for obj, box in zip(objects, boxes, strict=True):

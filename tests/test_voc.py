@@ -85,3 +85,12 @@ def test_real_scene_annotation():
     assert (ann.width, ann.height) == (512, 366)
     assert [o.name for o in ann.objects] == ["without_mask", "with_mask", "without_mask"]
     assert ann.objects[0].box == (79.0, 105.0, 109.0, 142.0)
+
+
+def test_unreadable_scene_image_is_skipped_with_warning(scenes):
+    folder, _ = scenes
+    (folder / "images" / "b.png").write_bytes(b"")
+    (folder / "annotations" / "b.xml").write_text(XML.format(name="b.png"))
+    with pytest.warns(UserWarning, match="b.png: empty file"):
+        crops = list(iter_face_crops(folder))
+    assert [c.source.name for c in crops] == ["a.png", "a.png"]
