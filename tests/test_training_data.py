@@ -9,12 +9,14 @@ from PIL import Image
 
 from edgemask.training.data import (
     DataError,
+    Faces,
     LabelledFiles,
     class_files,
     class_weights,
     gather,
     load_faces,
     stratified_split,
+    with_low_res_copies,
 )
 from edgemask.training.fit import TrainConfig, prepare_data
 
@@ -134,3 +136,15 @@ def test_class_weights_balance_the_loss():
 def test_labelled_files_counts():
     files = LabelledFiles(labels=[0, 1, 1])
     assert files.counts() == {"with_mask": 1, "without_mask": 2}
+
+
+def test_low_res_validation_copies_are_deterministic_and_blurred():
+    stripes = np.zeros((2, 32, 32, 3), np.uint8)
+    stripes[:, :, (np.arange(32) % 4) < 2] = 255  # 2 px on, 2 px off
+    faces = Faces(stripes, np.array([0, 1]))
+    out = with_low_res_copies(faces, [8, 16])
+    assert out.images.shape == (4, 32, 32, 3) and out.labels.tolist() == [0, 1, 0, 1]
+    assert np.array_equal(out.images[:2], stripes)
+    assert np.abs(out.images[2].astype(int) - 128).max() <= 1  # 8 px: every 4-px period averaged to gray
+    assert out.images[3].std() > 50  # 16 px keeps the stripes
+    assert np.array_equal(out.images, with_low_res_copies(faces, [8, 16]).images)

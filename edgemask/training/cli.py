@@ -61,6 +61,15 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--val-fraction", type=float, default=d.val_fraction, help="used only without val/ folders"
     )
+    p.add_argument(
+        "--val-low-res",
+        type=int,
+        nargs="*",
+        default=list(d.val_low_res),
+        metavar="PX",
+        help="also validate on copies of the validation crops shrunk to these widths (cycled) "
+        "and enlarged back, so early stopping watches small faces too",
+    )
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--patience", type=int, default=d.patience, help="early-stopping patience in epochs")
     p.add_argument(
@@ -121,6 +130,7 @@ def train_main(argv: list[str] | None = None) -> int:
         dropout=args.dropout,
         unmasked_weight=args.unmasked_weight,
         val_fraction=args.val_fraction,
+        val_low_res=tuple(args.val_low_res),
         seed=args.seed,
         patience=args.patience,
         strategy=args.strategy,

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from edgemask import LABELS
 from edgemask.imageio import ImageError, list_images, read_image
-from edgemask.preprocess import classifier_input
+from edgemask.preprocess import classifier_input, resize
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
@@ -154,6 +154,19 @@ def _cache_path(files: LabelledFiles, size: int, cache_dir: Path) -> Path:
         st = p.stat()
         h.update(f"{p}\0{y}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return Path(cache_dir) / f"faces_{size}_{h.hexdigest()[:16]}.npz"
+
+
+def with_low_res_copies(faces: Faces, sizes: Sequence[int]) -> Faces:
+    """``faces`` plus one copy of each shrunk to a small width and enlarged back, the widths cycling
+    through ``sizes``: a validation set that also measures small, blurry faces. Deterministic."""
+    size = faces.images.shape[1]
+    copies = np.empty_like(faces.images)
+    for i, image in enumerate(faces.images):
+        small = sizes[i % len(sizes)]
+        copies[i] = resize(resize(image, (small, small)), (size, size))
+    return Faces(
+        np.concatenate([faces.images, copies]), np.concatenate([faces.labels, faces.labels]), faces.skipped
+    )
 
 
 def class_weights(labels: np.ndarray, unmasked_factor: float = 1.0) -> dict[int, float]:

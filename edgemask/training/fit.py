@@ -31,6 +31,7 @@ from edgemask.training.data import (
     load_faces,
     stratified_split,
     subset,
+    with_low_res_copies,
 )
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class TrainConfig:
     dropout: float = 0.3
     unmasked_weight: float = 1.0
     val_fraction: float = 0.1
+    val_low_res: tuple[int, ...] = ()
     seed: int = 1234
     patience: int = 4
     strategy: str = "default"
@@ -77,6 +79,9 @@ def prepare_data(cfg: TrainConfig) -> tuple[Faces, Faces, dict]:
     cache = Path(cfg.cache_dir)
     train = load_faces(train_files, cfg.input_size, "reading train", cache)
     val = load_faces(val_files, cfg.input_size, "reading val", cache)
+    if cfg.val_low_res:
+        val = with_low_res_copies(val, cfg.val_low_res)
+        val_source += f", plus a copy of each at {'/'.join(map(str, cfg.val_low_res))} px and back"
     for name, faces in (("training", train), ("validation", val)):
         empty = [k for k, v in faces.counts().items() if v == 0]
         if empty:
