@@ -19,7 +19,8 @@ Options:
   --workdir DIR      cache for the rootfs, pip downloads and logs (default /var/tmp/edgemask-aarch64);
                      never inside the git tree
   --images N         number of scenes_dev images to compare (default 4)
-  --cpu NAME         CPU that qemu emulates: cortex-a72 = Raspberry Pi 4 (default), cortex-a76 = Pi 5
+  --cpu NAME         CPU that qemu emulates and /proc/cpuinfo names: cortex-a72 = Raspberry Pi 4
+                     (default), cortex-a76 = Raspberry Pi 5
   --host-python PY   x86-64 Python that can import edgemask's runtime (default: python3 on PATH)
   --models DIR       folder with face_detector_int8.tflite and mask_classifier_int8.tflite
                      (default: models/ of this tree), bind-mounted read-only into the rootfs
@@ -63,6 +64,11 @@ while [[ $# -gt 0 ]]; do
 done
 
 die() { echo "aarch64_check: $*" >&2; exit 1; }
+
+case $QEMU_CPU_NAME in
+    cortex-a72 | cortex-a76) ;;
+    *) die "--cpu must be cortex-a72 (Pi 4) or cortex-a76 (Pi 5)" ;;
+esac
 
 [[ $(id -u) -eq 0 ]] || die "needs root (debootstrap, chroot, mount, binfmt_misc)"
 [[ $(uname -m) == x86_64 ]] || die "meant to run on x86-64 (this is $(uname -m))"
@@ -190,11 +196,34 @@ build_rootfs() {
 mount_rootfs() {
     mount -t proc proc "$ROOTFS/proc" && MOUNTS+=("$ROOTFS/proc")
     mount --bind /dev "$ROOTFS/dev" && MOUNTS+=("$ROOTFS/dev")
+    bind_ro /sys "$ROOTFS/sys"
+    fake_cpuinfo >"$WORKDIR/cpuinfo"
+    mount --bind "$WORKDIR/cpuinfo" "$ROOTFS/proc/cpuinfo" && MOUNTS+=("$ROOTFS/proc/cpuinfo")
     bind_ro "$ASSETS" "$ROOTFS$IN_ASSETS"
     if [[ -d $MODELS ]]; then bind_ro "$MODELS" "$ROOTFS$IN_MODELS"; fi
     # Name resolution and the host's CA bundle (which trusts any proxy the host trusts) for pip.
     cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
     cp /etc/ssl/certs/ca-certificates.crt "$ROOTFS/etc/ssl/certs/host-ca-bundle.crt"
+}
+
+# qemu-user 7.2 shows arm64 programs the host's x86 /proc/cpuinfo. LiteRT's XNNPACK (through the cpuinfo
+# library) then crashes, or, without /sys, silently runs without XNNPACK, which the Pi never does. A
+# /proc/cpuinfo as the Pi's kernel writes it (one entry per host CPU, to match /sys) keeps the Pi's path.
+fake_cpuinfo() {
+    local i part variant revision features model
+    if [[ $QEMU_CPU_NAME == cortex-a76 ]]; then
+        part=0xd0b variant=0x4 revision=1 model="Raspberry Pi 5 Model B (emulated)"
+        features="fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp"
+    else
+        part=0xd08 variant=0x0 revision=3 model="Raspberry Pi 4 Model B (emulated)"
+        features="fp asimd evtstrm crc32 cpuid"
+    fi
+    for ((i = 0; i < $(nproc --all); i++)); do
+        printf 'processor\t: %d\nBogoMIPS\t: 108.00\nFeatures\t: %s\nCPU implementer\t: 0x41\n' "$i" "$features"
+        printf 'CPU architecture: 8\nCPU variant\t: %s\nCPU part\t: %s\nCPU revision\t: %s\n\n' \
+            "$variant" "$part" "$revision"
+    done
+    printf 'Model\t\t: %s\n' "$model"
 }
 
 # in_rootfs CMD...: run CMD as the Pi user would, in a clean environment, niced (a training job may share
@@ -204,7 +233,7 @@ in_rootfs() {
         HOME=/root LANG=C.UTF-8 QEMU_CPU="$QEMU_CPU_NAME" \
         PATH=$IN_VENV/bin:/usr/local/bin:/usr/bin:/bin \
         PIP_CERT=/etc/ssl/certs/host-ca-bundle.crt PIP_DISABLE_PIP_VERSION_CHECK=1 \
-        EDGEMASK_ASSETS=$IN_ASSETS EDGEMASK_MODELS=$IN_MODELS "$@"
+        EDGEMASK_ASSETS=$IN_ASSETS "$@"
 }
 
 # The working tree as git sees it (tracked and untracked files, minus ignored ones): the same code the
@@ -254,7 +283,7 @@ run_x86() {
 run_arm64() {
     link_images "$ROOTFS/opt/edgemask/images" "$IN_ASSETS/datasets/scenes_dev/images"
     # shellcheck disable=SC2016  # expanded by the inner sh
-    in_rootfs sh -c 'cd "$0" && exec edgemask-run "$@"' "$IN_SRC" \
+    in_rootfs env EDGEMASK_MODELS="$IN_MODELS" sh -c 'cd "$0" && exec edgemask-run "$@"' "$IN_SRC" \
         --source /opt/edgemask/images "${RUN_ARGS[@]}" >"$OUT/aarch64.json"
 }
 
@@ -279,7 +308,11 @@ main() {
     fi
     ensure_host_tools
     register_qemu
-    record "binfmt_misc: qemu-aarch64 registered" "ok"
+    if [[ $REGISTERED_QEMU -eq 1 ]]; then
+        record "binfmt_misc: qemu-aarch64" "ok (registered here, removed on exit)"
+    else
+        record "binfmt_misc: qemu-aarch64" "ok (already registered)"
+    fi
     if [[ $REBUILD -eq 1 ]]; then rm -rf "$ROOTFS"; fi
     if [[ -d $ROOTFS ]]; then
         record "Bookworm arm64 rootfs" "ok (cached in $ROOTFS)"
@@ -288,16 +321,22 @@ main() {
     fi
     mount_rootfs
     [[ $(in_rootfs uname -m) == aarch64 ]] || die "the rootfs does not run as aarch64"
+    record "arm64 binaries run (qemu -cpu $QEMU_CPU_NAME)" "ok"
     copy_source
     step "pip install '.[runtime]' (arm64, Python 3.11)" pip.log install_runtime || exit 1
     versions | tee "$LOGS/versions.txt"
     [[ $PREPARE_ONLY -eq 1 ]] && exit 0
 
     step "pytest -m 'not tf' (arm64)" pytest.log \
-        in_rootfs sh -c "cd $IN_SRC && pytest -q -p no:cacheprovider -m 'not tf' tests" || true
+        in_rootfs sh -c "cd $IN_SRC && pytest -q -rs -p no:cacheprovider -m 'not tf' tests" || true
     pick_images
     step "edgemask-run --json, ${#IMAGES[@]} images (x86-64)" run_x86.log run_x86 || exit 1
     step "edgemask-run --json, ${#IMAGES[@]} images (arm64)" run_arm64.log run_arm64 || exit 1
+    if grep -q "XNNPACK delegate" "$LOGS/run_arm64.log"; then
+        record "LiteRT uses XNNPACK (arm64), as on a Pi" "ok"
+    else
+        record "LiteRT uses XNNPACK (arm64), as on a Pi" "FAIL (see $LOGS/run_arm64.log)"
+    fi
     echo "== compare (log: $LOGS/compare.log)"
     local rc=0 check result
     "$HOST_PY" "$REPO/scripts/compare_runs.py" --tsv "$OUT/x86_64.json" "$OUT/aarch64.json" \
