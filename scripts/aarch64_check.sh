@@ -143,6 +143,7 @@ cleanup() {
 on_exit() {
     local rc=$?
     cleanup
+    ((rc == 130)) && record "run" "FAIL (interrupted)"
     ((${#CHECKS[@]})) && print_table
     ((rc == 0 && FAILED)) && rc=1
     exit "$rc"
