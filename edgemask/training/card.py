@@ -17,6 +17,17 @@ def _pct(x: float) -> str:
     return "n/a" if x != x else f"{100 * x:.2f} %"
 
 
+def short_name(folder: str) -> str:
+    """``.../datasets/mask12k/test`` -> ``mask12k/test``: cards should not carry one machine's paths."""
+    parts = Path(folder.replace(" (VOC crops)", "")).parts
+    name = "/".join(parts[parts.index("datasets") + 1 :]) if "datasets" in parts else Path(folder).name
+    return name + (" (VOC crops)" if folder.endswith(" (VOC crops)") else "")
+
+
+def counts_text(counts: dict[str, int]) -> str:
+    return " / ".join(f"{n} {name}" for name, n in counts.items())
+
+
 def metrics_table(evaluations: dict[str, dict]) -> str:
     rows = [
         "| data | n | accuracy | FAR | FRR | confusion [[m→m, m→u], [u→m, u→u]] |",
@@ -24,7 +35,7 @@ def metrics_table(evaluations: dict[str, dict]) -> str:
     ]
     for name, m in evaluations.items():
         rates = " | ".join(_pct(m[k]) for k in ("accuracy", "far", "frr"))
-        rows.append(f"| {name} | {m['n']} | {rates} | {m['confusion']} |")
+        rows.append(f"| {short_name(name)} | {m['n']} | {rates} | {m['confusion']} |")
     return "\n".join(rows)
 
 
@@ -40,8 +51,9 @@ def render_classifier_card(result: dict) -> str:
         f"output softmax over {', '.join(result['labels'])} (index 0 = masked).",
         "",
         "**Data.** "
-        + ", ".join(f"`{f}`" for f in data["folders"])
-        + f". Training crops {data['train']}, validation {data['val']} ({data['val_source']}); "
+        + ", ".join(f"`{short_name(f)}`" for f in data["folders"])
+        + f". Training crops {counts_text(data['train'])}, validation {counts_text(data['val'])} "
+        f"({data['val_source']}); "
         f"{data['skipped']} unreadable file(s) skipped.",
         "",
         "**Recipe.** MobileNetV2 (ImageNet) + GAP → Dense 128 ReLU → "
@@ -57,8 +69,9 @@ def render_classifier_card(result: dict) -> str:
         f"{aug['low_res_prob']} a low-resolution pass (down to {aug['low_res_min']}-{aug['low_res_max']} px, "
         f"back up). Seed {result['seed']}, strategy `{cfg['strategy']}`.",
         "",
-        f"**Time.** {result['train_seconds'] / 60:.1f} min wall clock for data loading + training on "
-        f"{result['machine']}.",
+        f"**Time.** {result['train_seconds'] / 60:.1f} min wall clock for data loading (decoded crops "
+        f"cached from an earlier run when available) + training on {result['machine']}, "
+        "shared with other jobs.",
         "",
         "**Measured** (argmax decision; FAR = unmasked faces called masked / unmasked faces, "
         "FRR = masked faces called unmasked / masked faces):",
@@ -67,8 +80,18 @@ def render_classifier_card(result: dict) -> str:
     ]
     for name, m in result["evaluations"].items():
         for other, o in m.get("other_classes", {}).items():
-            lines.append(f"\n{name}: {o['n']} `{other}` faces, predicted {o['predicted']}.")
+            got = ", ".join(f"{n} as {label}" for label, n in o["predicted"].items())
+            lines.append(
+                f"\n{short_name(name)}: {o['n']} `{other}` faces (not in the table), predicted {got}."
+            )
     return "\n".join(lines)
+
+
+def write_card_from_metrics(metrics_json: Path, readme: Path) -> None:
+    """Regenerate the card from a saved ``*.metrics.json`` (e.g. after promoting a run's model)."""
+    import json
+
+    write_section(readme, render_classifier_card(json.loads(metrics_json.read_text())))
 
 
 def write_section(readme: Path, body: str) -> None:
