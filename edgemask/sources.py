@@ -182,11 +182,10 @@ class LiveStream(Source):
         sleep: Callable[[float], object] | None = None,
         poll: float = 0.1,
     ) -> None:
-        self.spec = spec
         self.name = redact_url(spec)
         capture = opener()
-        fps = getattr(capture, "get", None)
-        self.fps = (fps(cv2.CAP_PROP_FPS) if fps else 0.0) or None
+        get_property = getattr(capture, "get", None)  # OpenCV captures report a frame rate, Picamera2 not
+        self.fps = (get_property(cv2.CAP_PROP_FPS) if get_property else 0.0) or None
         self.reader = LatestFrameReader(capture, opener, backoff, sleep)
         self.stall_timeout = stall_timeout
         self.poll = poll
