@@ -25,6 +25,8 @@ Options:
   --models DIR       folder with face_detector_int8.tflite and mask_classifier_int8.tflite
                      (default: models/ of this tree), bind-mounted read-only into the rootfs
   --mirror URL       Debian mirror for debootstrap (default http://deb.debian.org/debian)
+  --match-host       install the host's versions of numpy, OpenCV, LiteRT and ONNX Runtime instead of
+                     the newest (tells architecture effects from version effects)
   --rebuild          throw the cached rootfs away and build it again
   --prepare-only     build the rootfs and install the runtime, then stop (warms the cache)
   -h, --help         this help
@@ -44,6 +46,8 @@ HOST_PY=python3
 MIRROR=http://deb.debian.org/debian
 REBUILD=0
 PREPARE_ONLY=0
+MATCH_HOST=0
+RUNTIME_PACKAGES='numpy|opencv-python-headless|ai-edge-litert|onnxruntime'
 ASSETS=${EDGEMASK_ASSETS:-$REPO/../shared/assets}
 MODELS=$REPO/models
 MODEL_FILES=(face_detector_int8.tflite mask_classifier_int8.tflite)
@@ -57,6 +61,7 @@ while [[ $# -gt 0 ]]; do
         --models) MODELS=$2; shift 2 ;;
         --mirror) MIRROR=$2; shift 2 ;;
         --rebuild) REBUILD=1; shift ;;
+        --match-host) MATCH_HOST=1; shift ;;
         --prepare-only) PREPARE_ONLY=1; shift ;;
         -h | --help) usage; exit 0 ;;
         *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
@@ -246,11 +251,18 @@ copy_source() {
         tar -C "$REPO" --null -T - --ignore-failed-read -cf - | tar -C "$ROOTFS$IN_SRC" -xf -
 }
 
+host_runtime_versions() {
+    "$HOST_PY" -m pip list --format=freeze 2>/dev/null | grep -iE "^($RUNTIME_PACKAGES)=="
+}
+
+# Dependencies as a fresh `pip install` on a Pi gets them today (the newest, also in a cached venv), or
+# pinned to the host's with --match-host; then edgemask itself, rebuilt from this tree.
 install_runtime() {
     [[ -x $ROOTFS$IN_VENV/bin/python ]] || in_rootfs python3 -m venv "$IN_VENV"
-    # Dependencies as a user gets them, then edgemask itself rebuilt from this tree (same version number).
-    in_rootfs sh -c "cd $IN_SRC && pip install '.[runtime]' pytest hypothesis &&
-        pip install --force-reinstall --no-deps ."
+    local pins=/opt/edgemask/host-versions.txt
+    if [[ $MATCH_HOST -eq 1 ]]; then host_runtime_versions; fi >"$ROOTFS$pins"
+    in_rootfs sh -c "cd $IN_SRC && pip install --upgrade --upgrade-strategy eager -c $pins \
+        '.[runtime]' pytest hypothesis && pip install --force-reinstall --no-deps ."
 }
 
 # --- the checks ----------------------------------------------------------------------------------------
@@ -294,11 +306,9 @@ versions() {
     echo "qemu: $(qemu-aarch64-static --version | head -1), -cpu $QEMU_CPU_NAME"
     echo "rootfs: Debian $(cat "$ROOTFS/etc/debian_version") $(in_rootfs uname -m), $(in_rootfs python --version)"
     in_rootfs pip list --format=freeze 2>/dev/null |
-        grep -iE '^(edgemask|numpy|opencv-python-headless|ai-edge-litert|onnxruntime|pillow|pytest)==' |
-        sed 's/^/  arm64 /'
+        grep -iE "^(edgemask|$RUNTIME_PACKAGES|pillow|pytest)==" | sed 's/^/  arm64 /' || true
     echo "host: $("$HOST_PY" --version)"
-    "$HOST_PY" -m pip list --format=freeze 2>/dev/null |
-        grep -iE '^(numpy|opencv-python-headless|ai-edge-litert|onnxruntime)==' | sed 's/^/  x86-64 /'
+    host_runtime_versions | sed 's/^/  x86-64 /' || true
 }
 
 main() {
