@@ -5,8 +5,9 @@
 # with pip the way a Pi user would, then, under qemu-user emulation, run the runtime's TensorFlow-free tests
 # and `edgemask-run --json` with the default int8 models on a few scenes_dev images, and compare those
 # detections with the same run on this x86-64 machine. Ends with a (check, result) table; exits non-zero
-# on any failure or difference. Slow (first run ~30 min, later runs ~10 min), so it is not part of the
-# default test command. Emulated timings say nothing about a real Pi.
+# on any failure or difference. Slow (on a 2-core x86-64: first run ~15 min, of which debootstrap ~7 min;
+# cached runs ~5 min), so it is not part of the default test command. Emulated timings say nothing about
+# a real Pi.
 set -euo pipefail
 
 usage() {
