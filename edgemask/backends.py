@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import os
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,11 @@ TFLITE_INTERPRETERS = (
     ("tensorflow.lite", "Interpreter"),
 )
 """LiteRT first; the old tflite-runtime and full TensorFlow only as fallbacks, with a warning."""
+
+
+MAX_INTERPRETERS = 4
+"""TFLite interpreters kept per input shape (least recently used dropped): the detector's two passes and
+a few classifier batch sizes each keep a ready one."""
 
 
 class BackendError(RuntimeError):
@@ -72,13 +78,17 @@ class TFLiteBackend(Backend):
         interpreter_cls, self.name = _tflite_interpreter_class()
         self.path = path
         self.meta = read_tflite_metadata(path)
+        self._new_interpreter = lambda: interpreter_cls(model_path=str(path), num_threads=threads)
         try:
-            self.interpreter = interpreter_cls(model_path=str(path), num_threads=threads)
+            self.interpreter = self._new_interpreter()
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise BackendError(f"{path}: not a loadable TFLite model ({e})") from e
         self._input = self.interpreter.get_input_details()[0]
         self._outputs = self.interpreter.get_output_details()
+        self._by_shape = OrderedDict(
+            {tuple(self._input["shape"]): (self.interpreter, self._input, self._outputs)}
+        )
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -86,12 +96,9 @@ class TFLiteBackend(Backend):
         return tuple(int(d) for d in self._input["shape_signature"])
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
+        if tuple(self._input["shape"]) != x.shape:
+            self._use_shape(x.shape)
         inp = self._input
-        if tuple(inp["shape"]) != x.shape:
-            self.interpreter.resize_tensor_input(inp["index"], list(x.shape), strict=False)
-            self.interpreter.allocate_tensors()
-            self._input = inp = self.interpreter.get_input_details()[0]
-            self._outputs = self.interpreter.get_output_details()
         dtype = inp["dtype"]
         if np.issubdtype(dtype, np.integer):
             scale, zero = inp["quantization"]
@@ -104,6 +111,23 @@ class TFLiteBackend(Backend):
             scale, zero = out["quantization"]
             results.append(dequantize(y, scale, zero) if scale else y.astype(np.float32))
         return results
+
+    def _use_shape(self, shape: tuple[int, ...]) -> None:
+        """Switch to an interpreter allocated for ``shape``, making one if needed. Re-allocating one
+        interpreter on every change re-plans the whole graph (XNNPACK included), which made the two-pass
+        detector pay ~90 ms per frame for alternating 300² and 640-px inputs."""
+        entry = self._by_shape.pop(shape, None)
+        if entry is None:
+            interpreter = self._new_interpreter()
+            interpreter.resize_tensor_input(
+                interpreter.get_input_details()[0]["index"], list(shape), strict=False
+            )
+            interpreter.allocate_tensors()
+            entry = (interpreter, interpreter.get_input_details()[0], interpreter.get_output_details())
+        self._by_shape[shape] = entry
+        while len(self._by_shape) > MAX_INTERPRETERS:
+            self._by_shape.popitem(last=False)
+        self.interpreter, self._input, self._outputs = entry
 
 
 class OnnxBackend(Backend):
