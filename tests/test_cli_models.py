@@ -146,3 +146,20 @@ def test_model_options_reach_the_pipeline() -> None:
     assert [(p.size, p.keep_aspect) for p in pipeline.detector.passes] == [(320, False)]
     default = cli.load_pipeline(cli.build_parser().parse_args(["--camera", "0"]))
     assert [(p.size, p.keep_aspect) for p in default.detector.passes] == [(300, False), (640, True)]
+
+
+def test_two_pass_detector_alternating_shapes_gives_the_same_boxes(scenes: Path) -> None:
+    """The TFLite backend keeps one interpreter per input shape (re-planning on every switch cost ~200 ms
+    a frame); switching back and forth must give what a freshly loaded model gives, with a bounded
+    number of interpreters kept."""
+    from edgemask.backends import MAX_INTERPRETERS
+    from edgemask.detector import FaceDetector
+
+    detector_path = default_models("tflite")[0]
+    switching = FaceDetector(detector_path)
+    for name in SCENES[:2] * 2:
+        image = cv2.imread(str(scenes / f"{name}.jpg"))
+        for scale in switching.passes:
+            fresh = FaceDetector(detector_path).detect_once(image, scale)
+            assert np.array_equal(switching.detect_once(image, scale), fresh), (name, scale)
+    assert 2 <= len(switching.backend._by_shape) <= MAX_INTERPRETERS
