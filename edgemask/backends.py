@@ -81,14 +81,16 @@ class TFLiteBackend(Backend):
         self._new_interpreter = lambda: interpreter_cls(model_path=str(path), num_threads=threads)
         try:
             self.interpreter = self._new_interpreter()
-            self.interpreter.allocate_tensors()
+            self._input = self.interpreter.get_input_details()[0]
+            self._outputs = self.interpreter.get_output_details()
+            self._by_shape: OrderedDict = OrderedDict()
+            if -1 not in self._input["shape_signature"]:
+                # A dynamic input is allocated at its first real shape: its placeholder shape (1x1 pixels)
+                # is too small for the convolutions without XNNPACK.
+                self.interpreter.allocate_tensors()
+                self._by_shape[tuple(self._input["shape"])] = (self.interpreter, self._input, self._outputs)
         except (ValueError, RuntimeError) as e:
             raise BackendError(f"{path}: not a loadable TFLite model ({e})") from e
-        self._input = self.interpreter.get_input_details()[0]
-        self._outputs = self.interpreter.get_output_details()
-        self._by_shape = OrderedDict(
-            {tuple(self._input["shape"]): (self.interpreter, self._input, self._outputs)}
-        )
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -96,7 +98,7 @@ class TFLiteBackend(Backend):
         return tuple(int(d) for d in self._input["shape_signature"])
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
-        if tuple(self._input["shape"]) != x.shape:
+        if tuple(self._input["shape"]) != x.shape or not self._by_shape:
             self._use_shape(x.shape)
         inp = self._input
         dtype = inp["dtype"]

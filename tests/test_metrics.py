@@ -70,6 +70,7 @@ def test_text_outputs_carry_the_numbers():
 
 
 def test_confusion_png_is_written(tmp_path):
+    pytest.importorskip("matplotlib")
     out = tmp_path / "cm.png"
     save_confusion_png(np.array([[3, 1], [1, 2]]), out)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
