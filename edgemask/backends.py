@@ -24,7 +24,7 @@ TFLITE_INTERPRETERS = (
 """LiteRT first; the old tflite-runtime and full TensorFlow only as fallbacks, with a warning."""
 
 
-MAX_INTERPRETERS = 4
+MAX_INTERPRETERS = 8
 """TFLite interpreters kept per input shape (least recently used dropped): the detector's two passes and
 a few classifier batch sizes each keep a ready one."""
 

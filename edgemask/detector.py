@@ -16,6 +16,7 @@ DEFAULT_SMALL_FACE_SIZE = 640
 SMALL_FACE_MAX_PX = 128
 """In an enlarged pass only boxes narrower than this (in network pixels) are kept: res10's last heads have
 fixed prior steps (100, 300 px) that only tile a 300-px input, so at larger sizes they invent big faces."""
+SIZE_STEP = 32
 MERGE_IOU = 0.3
 """Boxes of the two passes overlapping more than this are the same face."""
 
@@ -29,10 +30,16 @@ class ScalePass:
     max_face_px: float | None = None
 
     def network_size(self, height: int, width: int) -> tuple[int, int]:
+        """Sides rounded to multiples of :data:`SIZE_STEP`, so that a folder of mixed images needs only a
+        few input shapes (each new shape costs the runtime a new plan of the graph)."""
         if not self.keep_aspect:
             return (self.size, self.size)
         s = self.size / max(height, width)
-        return (max(1, round(height * s)), max(1, round(width * s)))
+        return (_round_side(height * s), _round_side(width * s))
+
+
+def _round_side(side: float) -> int:
+    return max(SIZE_STEP, round(side / SIZE_STEP) * SIZE_STEP)
 
 
 def scale_passes(input_size: int, small_face_size: int | None) -> tuple[ScalePass, ...]:
