@@ -33,6 +33,7 @@ from edgemask import LABELS
 from edgemask.assets import REPO_ROOT, find
 from edgemask.classifier import MaskClassifier
 from edgemask.detection_metrics import DetectionEvaluator
+from edgemask.detector import DEFAULT_SMALL_FACE_SIZE
 from edgemask.metrics import classification_metrics
 from edgemask.pipeline import Pipeline
 from edgemask.voc import iter_face_crops, iter_scenes
@@ -54,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-peers", action="store_true", help="skip the classic recipe and AIZOO (no TF)")
     p.add_argument(
         "--crop-margin", type=float, default=0.1, help="margin of ground-truth crops (the pipeline's)"
+    )
+    p.add_argument("--conf", type=float, help="edgemask face confidence (default: the model's, 0.5)")
+    p.add_argument(
+        "--small-face-size",
+        type=int,
+        help=f"edgemask small-face pass size, 0 = off (default: the runtime's, {DEFAULT_SMALL_FACE_SIZE})",
     )
     p.add_argument("--quick", action="store_true", help="smoke run: 2 scenes")
     p.add_argument("--json-out", type=Path, help="write every number as JSON")
@@ -177,6 +184,13 @@ def num(x: float, digits: int = 3) -> str:
     return "–" if x is None or math.isnan(x) else f"{x:.{digits}f}"
 
 
+def rate(metrics: dict, true_class: int) -> str:
+    """FAR (true class 1 called 0) or FRR (true class 0 called 1) with its counts."""
+    row = metrics["confusion"][true_class]
+    value = metrics["far"] if true_class == 1 else metrics["frr"]
+    return f"{pct(value)} ({row[1 - true_class]}/{sum(row)})"
+
+
 def detection_table(summaries: dict, ms: dict, threads: int) -> list[str]:
     out = [
         f"| system | mAP@0.5 | AP mask | AP no-mask | face recall | <16 px | 16-32 px | >=32 px | precision "
@@ -189,8 +203,8 @@ def detection_table(summaries: dict, ms: dict, threads: int) -> list[str]:
         out.append(
             f"| {name} | {num(s['map'])} | {num(s['ap']['with_mask'])} | {num(s['ap']['without_mask'])} | "
             f"{pct(s['recall'])} | {pct(size['<16']['recall'])} | {pct(size['16-32']['recall'])} | "
-            f"{pct(size['>=32']['recall'])} | {pct(s['precision'])} | {pct(found['far'])} | "
-            f"{pct(found['frr'])} | {found['n']} | {ms[name]:.1f} |"
+            f"{pct(size['>=32']['recall'])} | {pct(s['precision'])} | {rate(found, 1)} | {rate(found, 0)} | "
+            f"{found['n']} | {ms[name]:.1f} |"
         )
     return out
 
@@ -198,7 +212,7 @@ def detection_table(summaries: dict, ms: dict, threads: int) -> list[str]:
 def crops_table(results: dict) -> list[str]:
     out = ["| classifier | crops | accuracy | FAR | FRR |", "|---|---:|---:|---:|---:|"]
     for name, m in results.items():
-        out.append(f"| {name} | {m['n']} | {pct(m['accuracy'])} | {pct(m['far'])} | {pct(m['frr'])} |")
+        out.append(f"| {name} | {m['n']} | {pct(m['accuracy'])} | {rate(m, 1)} | {rate(m, 0)} |")
     return out
 
 
@@ -229,14 +243,28 @@ def plot_pr(evaluators: dict, path: Path) -> None:
 def run_comparison(args: argparse.Namespace, header: list[str]) -> dict:
     variants, notes = available(args.models)
     peers = not args.no_peers
-    systems = build_systems(args.models, variants, args.threads, ("batch",) if peers else (), peers)
+    options = {"conf_threshold": args.conf}
+    if args.small_face_size is not None:
+        options["small_face_size"] = args.small_face_size or None
+    systems = build_systems(
+        args.models, variants, args.threads, ("batch",) if peers else (), peers, **options
+    )
     evaluators, ms = compare_systems(args, systems)
     summaries = {name: ev.summary() for name, ev in evaluators.items()}
     crops = classify_crops(args, crop_classifiers(args, variants))
     checks = target_lines(summaries)
     folder = scenes_folder(args.scenes)
     n_images = next(iter(summaries.values()))["images"] if summaries else 0
-    out = [*header, *(f"- note: {n}" for n in notes), ""]
+    small = DEFAULT_SMALL_FACE_SIZE if args.small_face_size is None else args.small_face_size or "off"
+    out = [
+        *header,
+        f"- edgemask pipelines: face confidence {args.conf or 'from the model (0.5)'}, "
+        f"small-face pass {small}",
+        "- AP ranks detections by face score × class probability (AIZOO: its class score); IoU 0.5; "
+        "mask_weared_incorrect faces ignored",
+        *(f"- note: {n}" for n in notes),
+        "",
+    ]
     out += [f"### End to end on {Path(folder).name} ({n_images} images)", ""]
     out += detection_table(summaries, ms, args.threads)
     out += ["", f"### Classifiers alone on ground-truth crops (margin {args.crop_margin:g})", ""]

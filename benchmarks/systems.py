@@ -32,14 +32,16 @@ def build_systems(
     threads: int,
     classic_calls: tuple[str, ...] = ("predict",),
     aizoo: bool = True,
+    **detector_options,
 ) -> dict[str, Callable]:
-    """Name → ``infer(image_bgr)``: the edgemask pipeline per variant (default settings), then the classic
+    """Name → ``infer(image_bgr)``: the edgemask pipeline per variant (runtime defaults unless
+    ``detector_options`` such as ``conf_threshold`` or ``small_face_size`` say otherwise), then the classic
     recipe once per Keras calling style, then AIZOO. OpenCV is held to ``threads`` for all of them."""
     cv2.setNumThreads(threads)
     systems: dict[str, Callable] = {}
     for v in variants:
         pipeline = Pipeline.from_paths(
-            v.path(models_dir, "detector"), v.path(models_dir, "classifier"), threads
+            v.path(models_dir, "detector"), v.path(models_dir, "classifier"), threads, **detector_options
         )
         systems[edgemask_name(v)] = pipeline.infer
     if classic_calls:
