@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 import time
 from importlib import metadata
 
@@ -69,6 +70,20 @@ def package_versions(names: tuple[str, ...] = RUNTIME_PACKAGES) -> dict[str, str
     return versions
 
 
+def code_version() -> str:
+    """The checkout's commit, marked ``+changes`` when tracked files differ from it."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", "-C", repo, *args], capture_output=True, text=True, check=False)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD")
+    if not commit:
+        return "unknown (not a git checkout)"
+    return commit + (" +changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
 def describe() -> dict:
     """JSON-ready: CPU, cores, OS, Python, package versions, load average, date."""
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
@@ -79,6 +94,7 @@ def describe() -> dict:
         "os": platform.platform(),
         "python": platform.python_version(),
         "packages": package_versions(),
+        "code": code_version(),
         "load_average_1_5_15": [round(x, 2) for x in load],
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
     }
@@ -93,6 +109,7 @@ def header_markdown(info: dict) -> str:
             f"- CPU: {info['cpu']} ({info['cores']} cores, {info['machine']})",
             f"- OS: {info['os']}; Python {info['python']}",
             f"- Packages: {packages}",
+            f"- edgemask commit: {info['code']}",
             f"- Load average at start (1/5/15 min): {load}; {info['date']}",
         ]
     )
