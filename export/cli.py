@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.report:
         args.report.write_text(table + "\n")
         args.report.with_suffix(".json").write_text(json_report(checks) + "\n")
-    failed = [c for c in checks if not c.passed]
+    failed = [c for c in checks if not c.passed and not c.superseded]
     for c in failed:
         log.error("NOT installed: %s (%s): %s", c.file, c.format, "; ".join(c.failures))
     if failed:

@@ -47,6 +47,7 @@ class Check:
     ms: float | None = None
     failures: list[str] = field(default_factory=list)
     numbers: dict[str, float] = field(default_factory=dict)
+    superseded: bool = False  # failed, but a later attempt at the same file was made
 
     @property
     def passed(self) -> bool:

@@ -4,9 +4,10 @@ ONNX Runtime's static quantization, calibrated on real images.
 Static QDQ rather than ``quantize_dynamic``: dynamic quantization re-measures activations on every call
 and ran 3-13x slower than fp32 on this project's models.
 
-The tail after the last weight layers (the detector's per-head reshapes, the concat of all heads and the
-softmax) stays float: one uint8 scale shared by every head's outputs cost the detector 2-3 % of its
-detections on scenes_dev, and these ops move a few kilobytes.
+``float_stem=k`` keeps the nodes up to the k-th compute op float, as for TFLite (see
+:mod:`export.tflite`). The tail after the last weight layers (the detector's per-head reshapes, the
+concat of all heads and the softmax) always stays float: one uint8 scale shared by every head's
+outputs cost the detector 2-3 % of its detections on scenes_dev, and these ops move a few kilobytes.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ PRECISIONS = ("fp32", "int8")
 OPSET = 17
 INPUT_NAME = "image"
 WEIGHT_OPS = frozenset({"Conv", "Gemm", "MatMul"})
+COMPUTE_OPS = WEIGHT_OPS | {"Add", "Mul"}
 
 
 class OnnxExportError(RuntimeError):
@@ -47,7 +49,7 @@ def convert_fp32(source: ExportSource):
     return proto
 
 
-def quantize_int8(fp32_model, calibration: Calibration):
+def quantize_int8(fp32_model, calibration: Calibration, float_stem: int = 0):
     """Static QDQ quantization of an fp32 ``ModelProto`` with ``calibration`` batches."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -74,11 +76,23 @@ def quantize_int8(fp32_model, calibration: Calibration):
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
                 per_channel=True,
-                nodes_to_exclude=tail_nodes(onnx.load(pre_path)),
+                nodes_to_exclude=float_nodes(onnx.load(pre_path), float_stem),
             )
         except Exception as e:  # the quantizer raises assorted errors
             raise OnnxExportError(f"ONNX int8 quantization failed: {e}") from e
         return onnx.load(q_path)
+
+
+def float_nodes(model, float_stem: int) -> list[str]:
+    """Nodes left unquantized: the first ``float_stem`` compute ops (and what precedes them), the tail."""
+    stem: list[str] = []
+    computed = 0
+    for node in model.graph.node:
+        if computed >= float_stem:
+            break
+        stem.append(node.name)
+        computed += node.op_type in COMPUTE_OPS
+    return stem + tail_nodes(model)
 
 
 def tail_nodes(model) -> list[str]:
@@ -95,14 +109,16 @@ def tail_nodes(model) -> list[str]:
     return tail
 
 
-def convert(source: ExportSource, precision: str, calibration: Calibration | None = None):
+def convert(
+    source: ExportSource, precision: str, calibration: Calibration | None = None, float_stem: int = 0
+):
     if precision not in PRECISIONS:
         raise ValueError(f"unknown ONNX precision {precision!r}; choose from {PRECISIONS}")
     model = convert_fp32(source)
     if precision == "int8":
         if calibration is None:
             raise ValueError("int8 export needs calibration images")
-        model = quantize_int8(model, calibration)
+        model = quantize_int8(model, calibration, float_stem)
     return model
 
 

@@ -29,6 +29,8 @@ def markdown_table(checks: Sequence[Check]) -> str:
     ]
     for c in checks:
         verdict = "pass" if c.passed else "FAIL: " + "; ".join(c.failures)
+        if c.superseded:
+            verdict += " (retried below)"
         if c.format.endswith("(reference)"):
             verdict = "reference"
         rows.append(

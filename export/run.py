@@ -24,6 +24,8 @@ EXPORTERS = {"tflite": tflite_export, "onnx": onnx_export}
 FORMAT_NAMES = {"tflite": "TFLite", "onnx": "ONNX"}
 CALIBRATION_SIZE = (300, 300)
 """The detector is calibrated at its native size (the runtime's default)."""
+FLOAT_STEM_STEPS = (0, 12)
+"""int8 attempts: full integer, then the first 12 compute ops (MobileNetV2's 64x64 stage) in float."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ class ExportRun:
     def export_with_fallback(self, job: Job, source: ExportSource) -> list[Check]:
         """Export one file; a dynamic TFLite detector that will not convert falls back to fixed sizes."""
         try:
-            return [self.export(job, source)]
+            return self.export(job, source)
         except tflite_export.ConversionError as e:
             dynamic = None in source.input_shape[1:3]
             if not (job.format == "tflite" and job.model == "detector" and dynamic):
@@ -117,20 +119,39 @@ class ExportRun:
         suffix = f"_{w}x{h}" if fixed else ""
         return self.args.out / f"{source.name}_{job.precision}{suffix}.{job.format}"
 
-    def export(self, job: Job, source: ExportSource) -> Check:
+    def export(self, job: Job, source: ExportSource) -> list[Check]:
+        """int8 tries full integer first, then a float stem, keeping the first file that passes."""
+        steps = FLOAT_STEM_STEPS if job.precision == "int8" else (0,)
+        checks: list[Check] = []
+        for stem in steps:
+            check = self.export_once(job, source, stem)
+            checks.append(check)
+            if check.passed:
+                break
+            if stem != steps[-1]:
+                check.superseded = True
+                log.warning("%s %s failed its gate; retrying with a float stem", check.file, job.label)
+        return checks
+
+    def export_once(self, job: Job, source: ExportSource, float_stem: int) -> Check:
         final = self.final_path(job, source)
         exporter = EXPORTERS[job.format]
         calibration = self.calibration.get(job.model) if job.precision == "int8" else None
+        label = job.label + (f", float stem ({float_stem} ops)" if float_stem else "")
         with staged(final) as tmp:
             try:
-                converted = exporter.convert(source, job.precision, calibration)
-                extra = {"calibration": calibration.describe()} if calibration else {}
+                converted = exporter.convert(source, job.precision, calibration, float_stem)
+                extra = (
+                    {"calibration": calibration.describe(), "float_stem_ops": float_stem}
+                    if calibration
+                    else {}
+                )
                 meta = source.file_meta(job.precision, exporter.output_names(converted, source), **extra)
                 exporter.write(converted, tmp, meta)
             except onnx_export.OnnxExportError as e:
-                return Check(final.name, job.label, None, failures=[str(e)])
+                return Check(final.name, label, None, failures=[str(e)])
             check = self.gate(job, tmp)
-            check.file = final.name
+            check.file, check.format = final.name, label
             if check.passed:
                 install(tmp, final)
             return check

@@ -122,12 +122,12 @@ def test_gate_refuses_a_broken_model_and_keeps_the_old_file(
     old.write_bytes(b"the previous, verified model")
     convert = export.tflite.convert
 
-    def convert_swapped(source, precision, calibration=None):
+    def convert_swapped(source, precision, calibration=None, float_stem=0):
         """The bug being caught: an exporter that swaps the two classes."""
         import keras
 
         swapped = keras.Model(source.model.input, source.model.output[:, ::-1])
-        return convert(dataclasses.replace(source, model=swapped), precision, calibration)
+        return convert(dataclasses.replace(source, model=swapped), precision, calibration, float_stem)
 
     monkeypatch.setattr(export.tflite, "convert", convert_swapped)
     args = ["--models", "classifier", "--formats", "tflite", "--precisions", "fp32"]
@@ -137,6 +137,30 @@ def test_gate_refuses_a_broken_model_and_keeps_the_old_file(
     assert sorted(p.name for p in out.iterdir()) == ["mask_classifier_fp32.tflite"]
     assert "NOT installed: mask_classifier_fp32.tflite" in caplog.text
     assert "argmax agrees with Keras on only 0.00%" in caplog.text
+
+
+def test_int8_that_fails_falls_back_to_a_float_stem(tmp_path: Path, monkeypatch, caplog, scenes_dir) -> None:
+    import export.run
+
+    real_check = export.run.check_classifier
+
+    def full_integer_fails(path, label, reference):
+        check = real_check(path, label, reference)
+        if read_metadata(path).extra["float_stem_ops"] == 0:
+            check.failures.append("pretend the full-integer file disagrees with Keras")
+        return check
+
+    monkeypatch.setattr(export.run, "check_classifier", full_integer_fails)
+    keras_file = color_classifier(tmp_path / "standin.keras")
+    out = tmp_path / "models"
+    args = ["--models", "classifier", "--precisions", "int8", "--classifier", str(keras_file)]
+    assert main([*args, "--out", str(out), *QUICK]) == 0
+    assert caplog.text.count("retrying with a float stem") == 2
+    for name in ("mask_classifier_int8.tflite", "mask_classifier_int8.onnx"):
+        assert read_metadata(out / name).extra["float_stem_ops"] == 12
+        probs = MaskClassifier(out / name).infer([swatch((0, 0, 255)), swatch((255, 0, 0))])
+        assert probs.argmax(axis=1).tolist() == [0, 1]
+    assert MaskClassifier(out / "mask_classifier_int8.tflite").backend._input["dtype"] == np.uint8
 
 
 def bad_inputs(tmp_path: Path, res10) -> dict[str, tuple[list[str], str]]:
