@@ -111,17 +111,16 @@ def peak_memory_mb(path: Path, scenes: Path | None) -> float | None:
 
 
 def sample_frame(scenes: Path | None) -> tuple[np.ndarray, np.ndarray]:
-    """A real scene and its first annotated face box."""
+    """The first real scene with a face, and that face cropped as the pipeline crops it (margin 0.1)."""
     scene = next(iter_loaded(scenes, limit=1, min_faces=1))
-    return scene.image, scene.gt_boxes[0]
+    h, w = scene.image.shape[:2]
+    return scene.image, crop(scene.image, clamp_box(expand_box(scene.gt_boxes[0], 0.1), w, h))
 
 
 def bench_inputs(scenes: Path | None) -> dict:
     """Per model kind, a function of a backend giving its input: a real frame squashed to 300×300, or
     one real face crop at the classifier's size (both RGB uint8, as the runtime feeds them)."""
-    image, box = sample_frame(scenes)
-    h, w = image.shape[:2]
-    face = crop(image, clamp_box(expand_box(box, 0.1), w, h))
+    image, face = sample_frame(scenes)
     frame = cv2.cvtColor(cv2.resize(image, (DETECTOR_BENCH_SIZE,) * 2), cv2.COLOR_BGR2RGB)[None]
     return {
         "detector": lambda backend: frame,
@@ -177,9 +176,7 @@ def classifier_overhead(args: argparse.Namespace) -> dict | None:
     interpreter = Interpreter(model_path=str(path), num_threads=1)
     interpreter.allocate_tensors()
     detail = interpreter.get_input_details()[0]
-    image, box = sample_frame(args.scenes)
-    h, w = image.shape[:2]
-    face = crop(image, clamp_box(expand_box(box, 0.1), w, h))
+    _, face = sample_frame(args.scenes)
     x = classifier.preprocess([face])
     scale, zero = detail["quantization"]
     if np.issubdtype(detail["dtype"], np.integer):
@@ -231,11 +228,18 @@ def end_to_end(args: argparse.Namespace, variants: list[Variant]) -> tuple[list[
     info = {
         "frames": len(frames),
         "annotated_faces_per_frame": float(np.mean([len(s.gt_labels) for s in scenes])),
-        "frame_sizes": sorted({f"{f.shape[1]}x{f.shape[0]}" for f in frames}),
+        "frame_sizes": frame_sizes(frames),
         "threads": args.e2e_threads,
         "reps": args.reps,
     }
     return rows, info
+
+
+def frame_sizes(frames: list[np.ndarray]) -> str:
+    """``"WxH"`` when all frames share it, else how many sizes and the smallest and largest by area."""
+    sizes = sorted({(f.shape[1], f.shape[0]) for f in frames}, key=lambda s: s[0] * s[1])
+    named = [f"{w}x{h}" for w, h in sizes]
+    return named[0] if len(named) == 1 else f"{len(named)} sizes from {named[0]} to {named[-1]}"
 
 
 def checks(e2e: list[dict], overhead: dict | None, e2e_threads: int) -> list[str]:
@@ -291,7 +295,7 @@ def markdown(result: dict) -> str:
         info = result["end_to_end_info"]
         out += [
             "",
-            f"### End to end ({info['frames']} scenes_dev frames, {', '.join(info['frame_sizes'])}, "
+            f"### End to end ({info['frames']} scenes_dev frames, {info['frame_sizes']}, "
             f"{info['annotated_faces_per_frame']:.1f} annotated faces each, {info['reps']} passes, "
             f"{info['threads']} thread(s))",
             "",
