@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from formats import DEFAULT, VARIANTS, available
+from formats import DEFAULT, VARIANT_NAMES, VARIANTS, available
 from frame_result import FrameResult
 from jsonout import write_json
 from machine import describe, header_markdown, usable_cores
@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--scenes", type=Path, help="VOC scenes folder (default: scenes_dev from the assets)")
     p.add_argument("--models", type=Path, default=REPO_ROOT / "models", help="folder of exported models")
+    p.add_argument(
+        "--formats", nargs="+", choices=VARIANT_NAMES, metavar="FORMAT", help=f"only these of {VARIANT_NAMES}"
+    )
     p.add_argument("--limit", type=int, help="only the first N scenes")
     p.add_argument("--threads", type=int, default=usable_cores(), help="threads for every runtime")
     p.add_argument("--no-peers", action="store_true", help="skip the classic recipe and AIZOO (no TF)")
@@ -67,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", type=Path, help="write the precision-recall curves as PNG")
     sweep = p.add_argument_group("sweep (detector levers, int8 TFLite unless --sweep-format)")
     sweep.add_argument("--sweep", action="store_true", help="evaluate the grid instead of the comparison")
-    sweep.add_argument("--sweep-format", default=DEFAULT.name, choices=[v.name for v in VARIANTS])
+    sweep.add_argument("--sweep-format", default=DEFAULT.name, choices=VARIANT_NAMES)
     sweep.add_argument("--input-sizes", type=int, nargs="+", default=[300], help="squashed pass sizes")
     sweep.add_argument(
         "--small-face-sizes",
@@ -241,7 +244,7 @@ def plot_pr(evaluators: dict, path: Path) -> None:
 
 
 def run_comparison(args: argparse.Namespace, header: list[str]) -> dict:
-    variants, notes = available(args.models)
+    variants, notes = available(args.models, args.formats)
     peers = not args.no_peers
     options = {"conf_threshold": args.conf}
     if args.small_face_size is not None:

@@ -26,13 +26,17 @@ class Variant:
 
 VARIANTS = tuple(Variant(f, p) for f, p in FORMATS)
 DEFAULT = VARIANTS[0]
+VARIANT_NAMES = [v.name for v in VARIANTS]
 
 
-def available(models_dir: Path, models: tuple[str, ...] = ("detector", "classifier")) -> tuple[list, list]:
-    """``(variants whose files exist for every model in models, notes naming the missing files)``."""
+def available(models_dir: Path, names: list[str] | None = None) -> tuple[list, list]:
+    """``(variants whose detector and classifier files both exist, notes naming the missing files)``,
+    among the variants ``names`` (e.g. ``"tflite int8"``; default all)."""
     found, notes = [], []
     for v in VARIANTS:
-        missing = [v.path(models_dir, m) for m in models if not v.path(models_dir, m).is_file()]
+        if names and v.name not in names:
+            continue
+        missing = [v.path(models_dir, m) for m in MODEL_STEMS if not v.path(models_dir, m).is_file()]
         if missing:
             notes.append(f"{v.name}: skipped, missing {', '.join(p.name for p in missing)}")
         else:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from formats import DEFAULT, MODEL_STEMS, RUNTIME_NAMES, Variant, available
+from formats import DEFAULT, MODEL_STEMS, RUNTIME_NAMES, VARIANT_NAMES, Variant, available
 from jsonout import write_json
 from machine import describe, header_markdown, usable_cores
 from scenes import iter_loaded
@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     p.add_argument("--models", type=Path, default=REPO_ROOT / "models", help="folder of exported models")
+    p.add_argument(
+        "--formats", nargs="+", choices=VARIANT_NAMES, metavar="FORMAT", help=f"only these of {VARIANT_NAMES}"
+    )
     p.add_argument("--scenes", type=Path, help="VOC scenes folder (default: scenes_dev from the assets)")
     p.add_argument("--runs", type=int, default=100, help="timed runs per model file")
     p.add_argument("--warmup", type=int, default=5, help="untimed runs first")
@@ -354,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     apply_quick(args)
     args.threads = args.threads or sorted({1, usable_cores()})
     machine = describe()
-    variants, notes = available(args.models)
+    variants, notes = available(args.models, args.formats)
     if not variants:
         notes.append(f"no exported model pairs in {args.models}: run edgemask-export --int8")
     result = {
