@@ -40,7 +40,9 @@ class Calibration:
     skipped: int
 
     def describe(self) -> dict[str, object]:
-        return {"folder": self.folder.name, "images": len(self.samples), "skipped": self.skipped}
+        """JSON for the metadata; the folder as ``mask12k/train`` (its last two parts) unless top-level."""
+        parts = self.folder.parts[-2:] if self.folder.parent.name != "datasets" else self.folder.parts[-1:]
+        return {"folder": "/".join(parts), "images": len(self.samples), "skipped": self.skipped}
 
 
 def pick_files(folder: str | os.PathLike, limit: int, seed: int = 0) -> list[Path]:
