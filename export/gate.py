@@ -2,7 +2,7 @@
 it agrees with its reference.
 
 - Detector, fp32: the same detections as OpenCV's Caffe importer (every box within 1 px, every score
-  within 1e-3, nothing extra) at each gate size, 300×300 and a non-square one.
+  within 1e-3, nothing extra) at each gate size (default 300×300 and 640×480, the runtime's passes).
 - Detector, fp16/int8: finds >= 98 % of OpenCV's detections (IoU >= 0.5) at the runtime threshold.
 - Classifier, every precision: argmax agrees with Keras on >= 99 % of real crops, and accuracy drops
   by at most 0.5 points on each labelled set.
