@@ -23,15 +23,18 @@ MERGE_IOU = 0.3
 
 @dataclass(frozen=True)
 class ScalePass:
-    """One detector run: ``size`` is the square side, or the longest side with ``keep_aspect``."""
+    """One detector run: ``size`` is the square side (or an exact ``(height, width)``), or the longest side
+    with ``keep_aspect``."""
 
-    size: int
+    size: int | tuple[int, int]
     keep_aspect: bool
     max_face_px: float | None = None
 
     def network_size(self, height: int, width: int) -> tuple[int, int]:
-        """Sides rounded to multiples of :data:`SIZE_STEP`, so that a folder of mixed images needs only a
-        few input shapes (each new shape costs the runtime a new plan of the graph)."""
+        """Sides rounded to multiples of :data:`SIZE_STEP` with ``keep_aspect``, so that a folder of mixed
+        images needs only a few input shapes (each new shape costs the runtime a new plan of the graph)."""
+        if isinstance(self.size, tuple):
+            return self.size
         if not self.keep_aspect:
             return (self.size, self.size)
         s = self.size / max(height, width)
@@ -77,11 +80,10 @@ class FaceDetector:
         if nms_threshold is not None:
             self.ssd = type(self.ssd)(**{**self.ssd.__dict__, "nms_threshold": nms_threshold})
         fixed = meta.input_size
-        if None not in fixed:
-            if fixed[0] != fixed[1]:
-                raise ValueError(f"{model_path}: expected a square fixed input, got {fixed}")
-            input_size, small_face_size = int(fixed[0]), None
-        self.passes = scale_passes(input_size, small_face_size)
+        if None in fixed:
+            self.passes = scale_passes(input_size, small_face_size)
+        else:
+            self.passes = (ScalePass((int(fixed[0]), int(fixed[1])), keep_aspect=False),)
         self._priors: dict[tuple[int, int], np.ndarray] = {}
 
     def priors(self, size: tuple[int, int]) -> np.ndarray:

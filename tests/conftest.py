@@ -18,3 +18,12 @@ def scenes_dir() -> Path:
         return assets.dataset("scenes_dev")
     except assets.AssetError as e:
         pytest.skip(str(e))
+
+
+@pytest.fixture(scope="session")
+def res10() -> tuple[Path, Path]:
+    """OpenCV's res10 Caffe files (deploy.prototxt, caffemodel)."""
+    try:
+        return assets.fetch(assets.DETECTOR_PROTOTXT), assets.fetch(assets.DETECTOR_CAFFEMODEL)
+    except assets.AssetError as e:
+        pytest.skip(str(e))

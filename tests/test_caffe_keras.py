@@ -3,27 +3,16 @@ errors when the prototxt and the weights disagree."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
 
-from edgemask import assets
 from edgemask.imageio import list_images, read_image
 from export.caffe_proto import CaffeFormatError, parse_prototxt, read_caffemodel
 from export.sources import CAFFE_MEAN
 
 pytestmark = pytest.mark.tf
 pytest.importorskip("tensorflow")
-
-
-@pytest.fixture(scope="module")
-def res10() -> tuple[Path, Path]:
-    try:
-        return assets.fetch(assets.DETECTOR_PROTOTXT), assets.fetch(assets.DETECTOR_CAFFEMODEL)
-    except assets.AssetError as e:
-        pytest.skip(str(e))
 
 
 @pytest.fixture(scope="module")

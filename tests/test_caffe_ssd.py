@@ -3,26 +3,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
 
-from edgemask import assets
 from edgemask.imageio import list_images, read_image
 from edgemask.ssd import detection_output, feature_map_size, prior_boxes
 from export.caffe_net import ssd_config
 from export.caffe_proto import CaffeFormatError, parse_prototxt, read_prototxt
 from export.sources import CAFFE_MEAN
-
-
-@pytest.fixture(scope="module")
-def res10() -> tuple[Path, Path]:
-    try:
-        return assets.fetch(assets.DETECTOR_PROTOTXT), assets.fetch(assets.DETECTOR_CAFFEMODEL)
-    except assets.AssetError as e:
-        pytest.skip(str(e))
 
 
 @pytest.fixture(scope="module")

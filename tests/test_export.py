@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgemask import LABELS, assets
+from edgemask import LABELS
 from edgemask.assets import file_digest
 from edgemask.classifier import MaskClassifier
 from edgemask.detector import FaceDetector
@@ -40,14 +40,6 @@ def color_classifier(path: Path, weight: float = 4.0) -> Path:
 
 def swatch(bgr: tuple[int, int, int]) -> np.ndarray:
     return np.full((40, 30, 3), bgr, np.uint8)
-
-
-@pytest.fixture(scope="module")
-def res10() -> tuple[Path, Path]:
-    try:
-        return assets.fetch(assets.DETECTOR_PROTOTXT), assets.fetch(assets.DETECTOR_CAFFEMODEL)
-    except assets.AssetError as e:
-        pytest.skip(str(e))
 
 
 def leftovers(folder: Path) -> list[str]:

@@ -18,7 +18,8 @@ INCORRECT_SCENE = "maksssksksss112"  # one face, annotated mask_weared_incorrect
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """Train one epoch at 64 px on 2x16 mask12k crops through the CLI, with the multi-worker strategy."""
+    """Train one epoch at 64 px on 2x16 mask12k crops through the CLI, with the multi-worker strategy
+    and a fixed schedule (last epoch kept)."""
     try:
         source = dataset("mask12k/train")
     except AssetError as e:
@@ -33,10 +34,10 @@ def trained(tmp_path_factory):
     cmd = [
         sys.executable, "-c", "from edgemask.training.cli import train_main; raise SystemExit(train_main())",
         "--data", str(data), "--input-size", "64", "--epochs", "1", "--batch-size", "8",
-        "--strategy", "multiworker", "--out", str(model), "--run-dir", str(root / "run"),
+        "--strategy", "multiworker", "--keep", "last", "--out", str(model), "--run-dir", str(root / "run"),
         "--cache-dir", str(root / "cache"), "--card", str(root / "README.md"),
     ]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return root, data, model, cmd
 
@@ -52,6 +53,8 @@ def test_training_writes_model_metrics_curves_and_card(trained):
     assert (root / "m.curves.png").read_bytes()[:4] == b"\x89PNG"
     card = (root / "README.md").read_text()
     assert "## Classifier" in card and "Seed 1234" in card and "multiworker" in card
+    assert "last epoch kept" in card
+    assert not (root / "run" / "backup").exists()  # a finished run leaves no resume state behind
 
 
 def test_a_finished_run_is_not_overwritten(trained):
