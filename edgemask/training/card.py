@@ -60,9 +60,13 @@ def render_classifier_card(result: dict) -> str:
         f"Dropout {cfg['dropout']} → Dense 2 softmax; {fine_tune}, BatchNorm frozen. "
         f"Adam lr {cfg['learning_rate']}, batch {cfg['batch_size']}, up to {cfg['epochs']} epochs "
         f"(ran {result['epochs_run']}), class-balanced cross-entropy with the unmasked class weighted "
-        f"×{cfg['unmasked_weight']} more, early stopping "
-        f"(patience {cfg['patience']}) and LR reduction on validation loss, best checkpoint kept. "
-        f"Augmentation: flip, rotation ±{aug['rotation_deg']}°, shear {aug['shear']}, "
+        f"×{cfg['unmasked_weight']} more, LR reduction on validation loss, "
+        + (
+            f"early stopping (patience {cfg['patience']}), lowest-validation-loss epoch kept. "
+            if cfg.get("keep", "best") == "best"
+            else "fixed schedule, last epoch kept. "
+        )
+        + f"Augmentation: flip, rotation ±{aug['rotation_deg']}°, shear {aug['shear']}, "
         f"zoom ±{aug['zoom']} per axis (tight/loose boxes), shifts ±{aug['shift']}, "
         f"brightness {aug['brightness']}, contrast ±{aug['contrast']}, saturation {aug['saturation']}, "
         f"grayscale p {aug['grayscale_prob']}, and with probability "

@@ -73,6 +73,13 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--patience", type=int, default=d.patience, help="early-stopping patience in epochs")
     p.add_argument(
+        "--keep",
+        choices=("best", "last"),
+        default=d.keep,
+        help="ship the epoch with the lowest validation loss (with early stopping), or the last "
+        "epoch of a fixed schedule (default %(default)s)",
+    )
+    p.add_argument(
         "--strategy",
         choices=STRATEGIES,
         default=d.strategy,
@@ -133,6 +140,7 @@ def train_main(argv: list[str] | None = None) -> int:
         val_low_res=tuple(args.val_low_res),
         seed=args.seed,
         patience=args.patience,
+        keep=args.keep,
         strategy=args.strategy,
         steps_per_epoch=args.steps_per_epoch,
         time_limit_min=args.time_limit,

@@ -55,6 +55,9 @@ class TrainConfig:
     val_low_res: tuple[int, ...] = ()
     seed: int = 1234
     patience: int = 4
+    keep: str = "best"
+    """"best": the epoch with the lowest validation loss; "last": the final epoch (fixed schedule, for when
+    the validation set is too easy to rank epochs, as mask12k/val is)."""
     strategy: str = "default"
     steps_per_epoch: int | None = None
     time_limit_min: float | None = None
@@ -152,7 +155,13 @@ def callbacks_for(cfg: TrainConfig, run_dir: Path, started: float) -> list:
                 self.model.stop_training = True
 
     history_csv = run_dir / "history.csv"
+    stopping = (
+        [keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience, restore_best_weights=True)]
+        if cfg.keep == "best"
+        else []
+    )
     return [
+        *stopping,
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
         keras.callbacks.ModelCheckpoint(
             str(run_dir / "best.keras"),
@@ -160,7 +169,6 @@ def callbacks_for(cfg: TrainConfig, run_dir: Path, started: float) -> list:
             save_best_only=True,
             initial_value_threshold=best_logged(history_csv),
         ),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience, restore_best_weights=True),
         keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=0.3, patience=max(1, cfg.patience // 2), min_lr=1e-6
         ),
@@ -215,7 +223,7 @@ def train(cfg: TrainConfig) -> dict:
         verbose=1 if sys.stdout.isatty() else 2,
     )
     best_path = run_dir / "best.keras"
-    if best_path.is_file():
+    if cfg.keep == "best" and best_path.is_file():
         model = keras.models.load_model(best_path, compile=False)
     final = build_classifier(cfg.input_size, cfg.fine_tune_from, cfg.dropout, imagenet=False)
     final.set_weights(model.get_weights())
