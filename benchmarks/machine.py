@@ -75,7 +75,10 @@ def code_version() -> str:
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
     def git(*args: str) -> str:
-        done = subprocess.run(["git", "-C", repo, *args], capture_output=True, text=True, check=False)
+        try:
+            done = subprocess.run(["git", "-C", repo, *args], capture_output=True, text=True, check=False)
+        except OSError:  # no git on the machine (a device, a container)
+            return ""
         return done.stdout.strip() if done.returncode == 0 else ""
 
     commit = git("rev-parse", "--short", "HEAD")

@@ -88,10 +88,13 @@ def test_runtime_and_cli_never_import_tensorflow(tmp_path: Path, scenes_dir: Pat
     folder.mkdir()
     for p in images:
         (folder / Path(p).name).symlink_to(p)
-    real = all(any((d / name).is_file() for d in model_dirs()) for name in MODEL_FILES["tflite"])
+    found = [d for d in model_dirs() if all((d / name).is_file() for name in MODEL_FILES["tflite"])]
+    real = bool(found)
     script = SCRIPT.format(modules=RUNTIME_MODULES, images=images, real=real, folder=str(folder))
     tests_dir = Path(__file__).resolve().parent
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(tests_dir)])}
+    if found:  # the subprocess runs elsewhere: name the models folder found here
+        env["EDGEMASK_MODELS"] = str(found[0])
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(script)],
         env=env,
