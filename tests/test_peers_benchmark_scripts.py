@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import MODELS, REPO
 
+pytest.importorskip("matplotlib", reason="the benchmarks are workstation tools: pip install '.[bench]'")
+
 INT8 = [MODELS / "face_detector_int8.tflite", MODELS / "mask_classifier_int8.tflite"]
 pytestmark = pytest.mark.skipif(
     not all(p.is_file() for p in INT8), reason="needs models/*_int8.tflite (run edgemask-export --int8)"
