@@ -3,10 +3,13 @@ recipe (cv2.dnn + Keras per face) and the AIZOO one-stage peer, in one run on on
 
 Part 1, per model file: ``Backend.run`` on one real input (detector 300×300, classifier one face crop)
 at 1 thread and at all cores; median, p90 and min over ``--runs`` after warm-up, interleaved round-robin
-over the files; file size; peak memory = rise of the peak resident set size (VmHWM) while a fresh
-process loads the file and runs it 5 times, with both runtimes already imported.
+over the files of one runtime (runtimes one after the other: ONNX Runtime's worker threads spin after
+each run and would slow whatever ran next at 2+ threads); file size; peak memory = rise of the peak
+resident set size (VmHWM) while a fresh process loads the file and runs it 5 times, with both runtimes
+already imported.
 Part 2, end to end: ms per frame on scenes_dev frames with several faces, every system in turn on each
-frame, at ``--e2e-threads`` (default 1).
+frame, at ``--e2e-threads`` (default 1, where no runtime keeps spinning threads); plus the int8 TFLite
+pipeline with other small-face pass sizes (``--small-face-sizes``).
 Checks: int8 TFLite pipeline >= 10× faster per frame than the classic recipe at 1 thread; the int8
 classifier's ``MaskClassifier.infer`` within 1.2× of a bare LiteRT ``invoke`` of the same file.
 
@@ -35,6 +38,7 @@ from tqdm import tqdm
 from edgemask.assets import REPO_ROOT
 from edgemask.backends import load_backend, quantize
 from edgemask.classifier import MaskClassifier
+from edgemask.pipeline import Pipeline
 from edgemask.preprocess import clamp_box, classifier_input, crop, expand_box
 
 DETECTOR_BENCH_SIZE = 300
@@ -62,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads", type=int, nargs="+", help="thread counts for the per-model part (default: 1 and all)"
     )
     p.add_argument("--e2e-threads", type=int, default=1, help="threads for the end-to-end part")
+    p.add_argument(
+        "--small-face-sizes",
+        type=int,
+        nargs="*",
+        default=[0, 800],
+        help="extra end-to-end rows: the int8 TFLite pipeline with these small-face pass sizes (0 = off)",
+    )
     p.add_argument("--no-memory", action="store_true", help="skip the per-file memory probes")
     p.add_argument("--no-peers", action="store_true", help="skip the classic recipe and AIZOO (no TF)")
     p.add_argument("--quick", action="store_true", help="smoke run: 5 runs, 2 frames, 1 rep, 1 thread")
@@ -140,18 +151,17 @@ def model_rows(args: argparse.Namespace, variants: list[Variant]) -> list[dict]:
         for v in tqdm(variants, desc="memory probes", leave=False):
             for model in MODEL_STEMS:
                 memory[(model, v)] = peak_memory_mb(v.path(args.models, model), args.scenes)
-    for threads in args.threads:
+    runtimes = {fmt: [v for v in variants if v.fmt == fmt] for fmt in dict.fromkeys(v.fmt for v in variants)}
+    for threads, group in ((t, g) for t in args.threads for g in runtimes.values()):
         tasks, files = {}, {}
         for model in MODEL_STEMS:
-            for v in variants:
+            for v in group:
                 path = v.path(args.models, model)
                 backend = load_backend(path, threads)
                 key = f"{model} {v.name}"
                 tasks[key] = partial(backend.run, inputs[model](backend))
                 files[key] = (model, v, path)
-        print(
-            f"timing {len(tasks)} model files at {threads} thread(s), {args.runs} runs each", file=sys.stderr
-        )
+        print(f"timing {len(tasks)} files at {threads} thread(s), {args.runs} runs each", file=sys.stderr)
         for key, samples in round_robin(tasks, args.runs, args.warmup).items():
             model, v, path = files[key]
             rows.append(
@@ -205,6 +215,15 @@ def end_to_end(args: argparse.Namespace, variants: list[Variant]) -> tuple[list[
     systems = build_systems(
         args.models, variants, args.e2e_threads, ("predict", "call") if peers else (), peers
     )
+    if DEFAULT in variants:
+        for size in args.small_face_sizes:
+            pipeline = Pipeline.from_paths(
+                DEFAULT.path(args.models, "detector"),
+                DEFAULT.path(args.models, "classifier"),
+                args.e2e_threads,
+                small_face_size=size or None,
+            )
+            systems[f"{edgemask_name(DEFAULT)}, small-face pass {size or 'off'}"] = pipeline.infer
     samples: dict[str, list[float]] = {name: [] for name in systems}
     faces: dict[str, list[int]] = {name: [] for name in systems}
     for name, infer in systems.items():
