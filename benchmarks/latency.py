@@ -229,10 +229,10 @@ def end_to_end(args: argparse.Namespace, variants: list[Variant]) -> tuple[list[
     for name, infer in systems.items():
         infer(frames[0])
         faces[name] = [len(infer(f)) for f in frames]
-    for _ in tqdm(range(args.reps), desc="end to end", leave=False):
-        for frame in frames:
+    for rep in tqdm(range(args.reps), desc="end to end", leave=False):
+        for i, frame in enumerate(frames):
             tasks = {name: partial(infer, frame) for name, infer in systems.items()}
-            for name, ms in round_robin(tasks, runs=1, warmup=0).items():
+            for name, ms in round_robin(tasks, runs=1, warmup=0, start=rep * len(frames) + i).items():
                 samples[name].extend(ms)
     baseline = np.mean(samples[CLASSIC]) if CLASSIC in samples else None
     rows = []

@@ -132,3 +132,15 @@ def test_classic_recipe_on_a_real_scene(big_face_scene):
     recipe.call = "predict"
     np.testing.assert_allclose(recipe.classify([face, face[::2, ::2]]), batched, atol=1e-5)
     np.testing.assert_allclose(batched.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_round_robin_rotates_who_goes_first():
+    timing = importlib.import_module("timing")
+    calls: list[str] = []
+    tasks = {name: (lambda name=name: calls.append(name)) for name in "abc"}
+    samples = timing.round_robin(tasks, runs=3, warmup=1)
+    assert calls == list("abc") + list("abc") + list("bca") + list("cab")
+    assert {name: len(ms) for name, ms in samples.items()} == {"a": 3, "b": 3, "c": 3}
+    assert all(ms >= 0 for v in samples.values() for ms in v)
+    stats = timing.stats_ms([3.0, 1.0, 2.0, 10.0])
+    assert (stats["median"], stats["min"], stats["mean"], stats["n"]) == (2.5, 1.0, 4.0, 4)
