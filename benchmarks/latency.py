@@ -350,7 +350,9 @@ def plot(result: dict, path: Path) -> None:
         ax.bar(
             np.arange(len(labels)) + i * width, [values.get(k, 0) for k in labels], width, label=f"{t} thr"
         )
-    ax.set_xticks(np.arange(len(labels)) + width * (len(threads) - 1) / 2, labels, fontsize=7)
+    ax.set_xticks(
+        np.arange(len(labels)) + width * (len(threads) - 1) / 2, labels, fontsize=7, rotation=45, ha="right"
+    )
     ax.set_ylabel("median ms per run")
     ax.set_title("Per model file")
     if rows:
@@ -358,7 +360,6 @@ def plot(result: dict, path: Path) -> None:
     ax = axes[1]
     e2e = result["end_to_end"]
     ax.barh([r["system"] for r in e2e][::-1], [r["mean"] for r in e2e][::-1], color="tab:orange")
-    ax.set_xscale("log")
     ax.set_xlabel(f"mean ms per frame ({result.get('end_to_end_info', {}).get('threads', '?')} thread(s))")
     ax.set_title("End to end on real frames")
     ax.tick_params(axis="y", labelsize=7)
