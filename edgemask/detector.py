@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -78,7 +78,7 @@ class FaceDetector:
         self.ssd = meta.ssd
         self.conf_threshold = conf_threshold if conf_threshold is not None else meta.thresholds["confidence"]
         if nms_threshold is not None:
-            self.ssd = type(self.ssd)(**{**self.ssd.__dict__, "nms_threshold": nms_threshold})
+            self.ssd = replace(self.ssd, nms_threshold=nms_threshold)
         fixed = meta.input_size
         if None in fixed:
             self.passes = scale_passes(input_size, small_face_size)

@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 
+from edgemask import cli as edgemask_cli
 from edgemask.assets import DETECTOR_CAFFEMODEL, DETECTOR_PROTOTXT, REPO_ROOT, AssetError, dataset, fetch
 from export.caffe_proto import CaffeFormatError
 from export.calibration import DEFAULT_CLASSIFIER_DIR, DEFAULT_DETECTOR_DIR, CalibrationError
@@ -30,16 +31,14 @@ DEFAULT_GATE_SIZES = ((300, 300), (480, 640))
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """``300`` or ``WxH`` (e.g. ``480x360``) -> ``(height, width)``."""
+    """``300`` or ``WxH`` (e.g. ``480x360``) -> ``(height, width)``, each at least 32 px."""
     try:
-        parts = [int(v) for v in text.lower().split("x")]
-    except ValueError:
+        width, height = edgemask_cli.parse_size(text)
+    except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"bad size {text!r}: use 300 or WIDTHxHEIGHT") from None
-    if len(parts) == 1:
-        parts *= 2
-    if len(parts) != 2 or min(parts) < 32:
+    if min(width, height) < 32:
         raise argparse.ArgumentTypeError(f"bad size {text!r}: use 300 or WIDTHxHEIGHT, each >= 32")
-    return parts[1], parts[0]
+    return height, width
 
 
 def build_parser() -> argparse.ArgumentParser:
