@@ -18,8 +18,8 @@ INCORRECT_SCENE = "maksssksksss112"  # one face, annotated mask_weared_incorrect
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """Train one epoch at 64 px on 2x16 mask12k crops through the CLI, with the multi-worker strategy
-    and a fixed schedule (last epoch kept)."""
+    """Train one epoch at 64 px on 2x16 mask12k crops through the CLI, with the multi-worker strategy,
+    a fixed cosine schedule (last epoch kept) and weight averaging."""
     try:
         source = dataset("mask12k/train")
     except AssetError as e:
@@ -34,7 +34,8 @@ def trained(tmp_path_factory):
     cmd = [
         sys.executable, "-c", "from edgemask.training.cli import train_main; raise SystemExit(train_main())",
         "--data", str(data), "--input-size", "64", "--epochs", "1", "--batch-size", "8",
-        "--strategy", "multiworker", "--keep", "last", "--out", str(model), "--run-dir", str(root / "run"),
+        "--strategy", "multiworker", "--keep", "last", "--schedule", "cosine", "--ema", "0.9",
+        "--out", str(model), "--run-dir", str(root / "run"),
         "--cache-dir", str(root / "cache"), "--card", str(root / "README.md"),
     ]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
@@ -53,7 +54,7 @@ def test_training_writes_model_metrics_curves_and_card(trained):
     assert (root / "m.curves.png").read_bytes()[:4] == b"\x89PNG"
     card = (root / "README.md").read_text()
     assert "## Classifier" in card and "Seed 1234" in card and "multiworker" in card
-    assert "last epoch kept" in card
+    assert "last epoch kept" in card and "cosine" in card and "EMA, momentum 0.9" in card
     assert not (root / "run" / "backup").exists()  # a finished run leaves no resume state behind
 
 

@@ -60,7 +60,13 @@ def render_classifier_card(result: dict) -> str:
         f"Dropout {cfg['dropout']} → Dense 2 softmax; {fine_tune}, BatchNorm frozen. "
         f"Adam lr {cfg['learning_rate']}, batch {cfg['batch_size']}, up to {cfg['epochs']} epochs "
         f"(ran {result['epochs_run']}), class-balanced cross-entropy with the unmasked class weighted "
-        f"×{cfg['unmasked_weight']} more, LR reduction on validation loss, "
+        f"×{cfg['unmasked_weight']} more, "
+        + (
+            "cosine learning-rate decay to zero, "
+            if cfg.get("schedule") == "cosine"
+            else "LR reduction on validation loss, "
+        )
+        + (f"weights averaged (EMA, momentum {cfg['ema']}), " if cfg.get("ema") else "")
         + (
             f"early stopping (patience {cfg['patience']}), lowest-validation-loss epoch kept. "
             if cfg.get("keep", "best") == "best"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from edgemask.training.augment import AugmentConfig
 from edgemask.training.data import DataError
-from edgemask.training.fit import STRATEGIES, TrainConfig
+from edgemask.training.fit import SCHEDULES, STRATEGIES, TrainConfig
 
 EXAMPLES_TRAIN = """examples:
   edgemask-train --data ../shared/assets/datasets/mask12k --data ../shared/assets/datasets/rmfd_mix \\
@@ -80,6 +80,20 @@ def train_parser() -> argparse.ArgumentParser:
         "epoch of a fixed schedule (default %(default)s)",
     )
     p.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        default=d.schedule,
+        help="learning-rate schedule: cut on a validation-loss plateau, or cosine decay to zero over "
+        "--epochs (for fixed schedules) (default %(default)s)",
+    )
+    p.add_argument(
+        "--ema",
+        type=float,
+        default=None,
+        metavar="MOMENTUM",
+        help="keep an exponential moving average of the weights (e.g. 0.998) and ship it",
+    )
+    p.add_argument(
         "--strategy",
         choices=STRATEGIES,
         default=d.strategy,
@@ -141,6 +155,8 @@ def train_main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         patience=args.patience,
         keep=args.keep,
+        schedule=args.schedule,
+        ema=args.ema,
         strategy=args.strategy,
         steps_per_epoch=args.steps_per_epoch,
         time_limit_min=args.time_limit,
