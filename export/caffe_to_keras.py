@@ -50,6 +50,19 @@ class ChannelAffine(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="edgemask")
+class DilatedConv2D(keras.layers.Conv2D):
+    """A VALID dilated convolution emitted as one Conv2D op with a dilation attribute.
+
+    Keras's ``Conv2D`` goes through ``tf.nn.convolution``, which wraps a dilated convolution in
+    SpaceToBatch/BatchToSpace; with a dynamic input size the converter cannot fold that back, so the
+    TFLite file computed paddings at run time, ran the blocks outside XNNPACK and split its graph.
+    """
+
+    def convolution_op(self, inputs: Any, kernel: Any) -> Any:
+        return tf.nn.conv2d(inputs, kernel, self.strides, "VALID", dilations=self.dilation_rate)
+
+
+@keras.saving.register_keras_serializable(package="edgemask")
 class L2Normalize(keras.layers.Layer):
     """Caffe SSD's ``Normalize`` (across channels): ``x / sqrt(sum(x^2) + eps) * scale[c]``.
 
@@ -342,7 +355,11 @@ def conv2d(x: Any, config: dict[str, Any], kernel: np.ndarray, bias: np.ndarray)
         layer = keras.layers.DepthwiseConv2D(kernel.shape[:2], depth_multiplier=multiplier, **common)
         weights = [kernel.reshape(*kernel.shape[:2], in_channels, multiplier), bias]
     else:
-        layer = keras.layers.Conv2D(out_channels, kernel.shape[:2], groups=groups, **common)
+        dilated = (
+            groups == 1 and tuple(config["dilation_rate"]) != (1, 1) and tuple(config["strides"]) == (1, 1)
+        )
+        conv_class = DilatedConv2D if dilated else keras.layers.Conv2D
+        layer = conv_class(out_channels, kernel.shape[:2], groups=groups, **common)
         weights = [kernel, bias]
     y = layer(x)
     layer.set_weights([w.astype(np.float32) for w in weights])

@@ -103,3 +103,28 @@ def test_ceil_mode_pooling_and_dilation_on_odd_sizes() -> None:
             pool[y, x_] = conv[2 * y : 2 * y + 3, 2 * x_ : 2 * x_ + 3].max(axis=(0, 1))
     expected = (pool @ loc_w[:, :, 0, 0].T).reshape(1, -1, 4)
     np.testing.assert_allclose(loc, expected, rtol=1e-4, atol=1e-2)
+
+
+def test_dilated_convolution_converts_to_one_tflite_op(tmp_path) -> None:
+    """With a dynamic input size, a dilated convolution must reach TFLite as one CONV_2D (XNNPACK runs it
+    in place), not as SpaceToBatch -> CONV_2D -> BatchToSpace with paddings computed at run time."""
+    import keras
+    import tensorflow as tf
+
+    from export.caffe_to_keras import conv2d
+
+    rng = np.random.default_rng(1)
+    image = keras.Input(shape=(None, None, 3), batch_size=1)
+    kernel, bias = rng.normal(size=(3, 3, 3, 4)).astype(np.float32), np.zeros(4, np.float32)
+    config = {"strides": (1, 1), "dilation_rate": (2, 2), "groups": 1, "name": "dilated"}
+    model = keras.Model(image, conv2d(image, config, kernel, bias))
+    x = rng.uniform(size=(1, 19, 17, 3)).astype(np.float32)
+    reference = tf.nn.convolution(x, kernel, padding="VALID", dilations=2)
+    np.testing.assert_allclose(np.asarray(model(x)), reference, rtol=1e-5, atol=1e-4)
+    spec = tf.TensorSpec((1, None, None, 3), tf.float32)
+    model.export(str(tmp_path), input_signature=[spec], verbose=False)
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=tf.lite.TFLiteConverter.from_saved_model(str(tmp_path)).convert())
+    ops = [op["op_name"] for op in interpreter._get_ops_details()]
+    assert ops == ["CONV_2D"]
