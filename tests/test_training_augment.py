@@ -19,7 +19,7 @@ def test_full_augmenter_keeps_shape_dtype_and_range():
 
     rng = np.random.default_rng(0)
     batch = rng.integers(0, 256, (6, 48, 48, 3), dtype=np.uint8)
-    out = make_augmenter(AugmentConfig(), seed=1)(tf.constant(batch)).numpy()
+    out = make_augmenter(AugmentConfig(occlusion_prob=0.5), seed=1)(tf.constant(batch)).numpy()
     assert out.shape == batch.shape and out.dtype == np.float32
     assert out.min() >= 0.0 and out.max() <= 255.0
     assert not np.allclose(out, batch)  # something changed
@@ -57,3 +57,20 @@ def test_low_resolution_sizes_follow_the_configured_range():
 
     assert np.allclose(degraded(16), 127.5, atol=1.0)
     assert degraded(32)[0, 32, :, 0].std() > 50
+
+
+def test_occluders_touch_only_the_lower_face_and_come_from_another_crops_top():
+    from edgemask.training.augment import occlude_lower_face
+
+    n, side = 6, 40
+    batch = np.zeros((n, side, side, 3), np.float32)
+    batch[:, : int(0.4 * side)] = 200.0  # every crop's top 40 %: the occluder texture
+    out = occlude_lower_face(tf.constant(batch), AugmentConfig(occlusion_prob=1.0), seed=3).numpy()
+    untouched = int(0.33 * side)
+    np.testing.assert_array_equal(out[:, :untouched], batch[:, :untouched])
+    lower = out[:, side // 2 :]
+    assert np.all(lower.max(axis=(1, 2, 3)) > 100.0)  # each crop got a blob from the donor's top
+    assert np.all((lower > 0).mean(axis=(1, 2, 3)) < 0.9)  # and it covers part of the lower half only
+    assert out.min() >= 0.0 and out.max() <= 200.0
+    off = occlude_lower_face(tf.constant(batch), AugmentConfig(occlusion_prob=0.0), seed=3).numpy()
+    np.testing.assert_array_equal(off, batch)

@@ -75,7 +75,13 @@ def render_classifier_card(result: dict) -> str:
         + f"Augmentation: flip, rotation ±{aug['rotation_deg']}°, shear {aug['shear']}, "
         f"zoom ±{aug['zoom']} per axis (tight/loose boxes), shifts ±{aug['shift']}, "
         f"brightness {aug['brightness']}, contrast ±{aug['contrast']}, saturation {aug['saturation']}, "
-        f"grayscale p {aug['grayscale_prob']}, and with probability "
+        f"grayscale p {aug['grayscale_prob']}, "
+        + (
+            f"lower-face occluders (another crop's upper part) p {aug['occlusion_prob']}, "
+            if aug.get("occlusion_prob")
+            else ""
+        )
+        + "and with probability "
         f"{aug['low_res_prob']} a low-resolution pass (down to {aug['low_res_min']}-{aug['low_res_max']} px, "
         f"back up). Seed {result['seed']}, strategy `{cfg['strategy']}`.",
         "",

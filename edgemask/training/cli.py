@@ -114,6 +114,13 @@ def train_parser() -> argparse.ArgumentParser:
         default=a.low_res_prob,
         help="share of training crops degraded to a tiny size and back (default %(default)s)",
     )
+    p.add_argument(
+        "--occlusion-prob",
+        type=float,
+        default=a.occlusion_prob,
+        help="share of crops whose lower face is partly covered by another crop's hair/forehead "
+        "(default %(default)s)",
+    )
     p.add_argument("--low-res-min", type=int, default=a.low_res_min)
     p.add_argument("--low-res-max", type=int, default=a.low_res_max)
     p.add_argument(
@@ -134,6 +141,7 @@ def train_main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     aug = AugmentConfig(
         low_res_prob=args.low_res_prob,
+        occlusion_prob=args.occlusion_prob,
         low_res_min=args.low_res_min,
         low_res_max=args.low_res_max,
         zoom=args.zoom,
