@@ -14,7 +14,15 @@ from tqdm import tqdm
 from export import onnx as onnx_export
 from export import tflite as tflite_export
 from export.calibration import Calibration, classifier_calibration, detector_calibration
-from export.gate import CANDIDATE_SLACK, Check, check_classifier, check_detector, face_recall, size_text
+from export.gate import (
+    CANDIDATE_SLACK,
+    GATE_CONFIDENCE,
+    Check,
+    check_classifier,
+    check_detector,
+    face_recall,
+    size_text,
+)
 from export.reference import KerasReference, OpenCVReference, folder_crops, load_scenes, scene_crops
 from export.sources import ExportSource, load_classifier, load_detector
 from export.staging import install, staged
@@ -79,7 +87,7 @@ class ExportRun:
                     paths.calib_detector, CALIBRATION_SIZE, args.calib_images
                 )
             scenes = load_scenes(paths.gate_scenes, limit)
-            threshold = run.detectors[0].meta.thresholds["confidence"] - CANDIDATE_SLACK
+            threshold = GATE_CONFIDENCE - CANDIDATE_SLACK
             run.opencv = OpenCVReference(paths.prototxt, paths.caffemodel, scenes, threshold)
         if "classifier" in models:
             run.classifier = load_classifier(args.classifier)
@@ -158,20 +166,19 @@ class ExportRun:
 
     def gate(self, job: Job, path: Path) -> Check:
         if job.model == "detector":
-            threshold = self.detectors[0].meta.thresholds["confidence"]
             strict = job.precision == "fp32"
-            return check_detector(path, job.label, self.opencv, list(self.args.gate_sizes), threshold, strict)
+            sizes = list(self.args.gate_sizes)
+            return check_detector(path, job.label, self.opencv, sizes, GATE_CONFIDENCE, strict)
         return check_classifier(path, job.label, self.keras)
 
     def reference_rows(self) -> list[Check]:
         rows = []
         if self.opencv is not None:
-            threshold = self.detectors[0].meta.thresholds["confidence"]
             sizes = list(self.args.gate_sizes)
-            found = [
-                f"{size_text(s)}: {face_recall(self.opencv.detections(s), self.opencv.scenes, threshold):.1%}"
-                for s in sizes
-            ]
+            recall = {
+                s: face_recall(self.opencv.detections(s), self.opencv.scenes, GATE_CONFIDENCE) for s in sizes
+            }
+            found = [f"{size_text(s)}: {r:.1%}" for s, r in recall.items()]
             rows.append(
                 Check(
                     self.paths.caffemodel.name,

@@ -16,6 +16,7 @@ from edgemask.detector import FaceDetector
 from edgemask.imageio import list_images, read_image
 from edgemask.metadata import read_metadata
 from export.cli import main
+from export.sources import DETECTOR_CONFIDENCE
 
 pytestmark = pytest.mark.tf
 pytest.importorskip("tensorflow")
@@ -93,7 +94,7 @@ def test_detector_exports_run_and_match_opencv(tmp_path: Path, res10, scenes_dir
         assert meta.ssd == ssd
         assert meta.sources == {p.name: file_digest(p) for p in res10}
         assert sorted(meta.outputs) == ["conf", "loc"]
-        assert meta.thresholds == {"confidence": 0.5, "nms": 0.45}
+        assert meta.thresholds == {"confidence": DETECTOR_CONFIDENCE, "nms": 0.45}
         if meta.precision == "int8":
             assert meta.extra["calibration"]["images"] == 8
         detector = FaceDetector(path, conf_threshold=0.2, input_size=160, small_face_size=None)
