@@ -34,6 +34,7 @@ from edgemask.assets import REPO_ROOT, find
 from edgemask.classifier import MaskClassifier
 from edgemask.detection_metrics import DetectionEvaluator
 from edgemask.detector import DEFAULT_SMALL_FACE_SIZE
+from edgemask.metadata import read_metadata
 from edgemask.metrics import classification_metrics
 from edgemask.pipeline import Pipeline
 from edgemask.voc import iter_face_crops, iter_scenes
@@ -59,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--crop-margin", type=float, default=0.1, help="margin of ground-truth crops (the pipeline's)"
     )
-    p.add_argument("--conf", type=float, help="edgemask face confidence (default: the model's, 0.5)")
+    p.add_argument("--conf", type=float, help="edgemask face confidence (default: the model's)")
     p.add_argument(
         "--small-face-size",
         type=int,
@@ -259,10 +260,13 @@ def run_comparison(args: argparse.Namespace, header: list[str]) -> dict:
     folder = scenes_folder(args.scenes)
     n_images = next(iter(summaries.values()))["images"] if summaries else 0
     small = DEFAULT_SMALL_FACE_SIZE if args.small_face_size is None else args.small_face_size or "off"
+    conf = "the model's" if args.conf is None else f"{args.conf:g}"
+    if args.conf is None and variants:
+        meta = read_metadata(variants[0].path(args.models, "detector"))
+        conf = f"{meta.thresholds['confidence']:g} (the model's)"
     out = [
         *header,
-        f"- edgemask pipelines: face confidence {args.conf or 'from the model (0.5)'}, "
-        f"small-face pass {small}",
+        f"- edgemask pipelines: face confidence {conf}, small-face pass {small}",
         "- AP ranks detections by face score × class probability (AIZOO: its class score); IoU 0.5; "
         "mask_weared_incorrect faces ignored",
         *(f"- note: {n}" for n in notes),

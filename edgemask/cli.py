@@ -17,7 +17,7 @@ from typing import Any
 
 from edgemask import assets
 from edgemask.camera import Backoff, CameraError
-from edgemask.detector import DEFAULT_INPUT_SIZE, DEFAULT_SMALL_FACE_SIZE
+from edgemask.detector import DEFAULT_INPUT_SIZE, DEFAULT_SMALL_FACE_SIZE, PAIRED_INPUT_SIZE
 from edgemask.display import gui_problem
 from edgemask.recording import SaveError
 from edgemask.runner import (
@@ -172,10 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument(
         "--detector-size",
         type=positive_int,
-        default=DEFAULT_INPUT_SIZE,
+        default=None,
         metavar="N",
-        help="first detector pass: the frame squashed to N×N (default: %(default)s, what res10 was "
-        "trained at; a model exported at a fixed size uses its own)",
+        help=f"first detector pass: the frame squashed to N×N (default: {DEFAULT_INPUT_SIZE}, what res10 "
+        f"was trained at, or {PAIRED_INPUT_SIZE} beside a small-face pass; a model exported at a fixed "
+        "size uses its own)",
     )
     model.add_argument(
         "--small-face-size",

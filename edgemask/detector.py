@@ -12,7 +12,14 @@ from edgemask.backends import load_backend
 from edgemask.ssd import detection_output, nms, prior_boxes
 
 DEFAULT_INPUT_SIZE = 300
-DEFAULT_SMALL_FACE_SIZE = 640
+"""The squashed pass alone runs at res10's training size."""
+PAIRED_INPUT_SIZE = 224
+"""The squashed pass beside a small-face pass, which already finds every face under 128 network px: on
+both halves of scenes_dev 224 px gives the mAP of 300 px there (benchmarks/accuracy.py --sweep) at about
+half that pass's cost."""
+DEFAULT_SMALL_FACE_SIZE = 512
+"""The sweep's best mAP that keeps FAR <= 2 % and FRR <= 3 % on found faces on both halves of scenes_dev
+(640 and 800 px find more tiny faces and score higher mAP, but push FAR over 2 %)."""
 SMALL_FACE_MAX_PX = 128
 """In an enlarged pass only boxes narrower than this (in network pixels) are kept: res10's last heads have
 fixed prior steps (100, 300 px) that only tile a 300-px input, so at larger sizes they invent big faces."""
@@ -45,10 +52,13 @@ def _round_side(side: float) -> int:
     return max(SIZE_STEP, round(side / SIZE_STEP) * SIZE_STEP)
 
 
-def scale_passes(input_size: int, small_face_size: int | None) -> tuple[ScalePass, ...]:
-    """The classic squashed pass, plus an enlarged keep-aspect pass for small faces when asked."""
-    passes = [ScalePass(input_size, keep_aspect=False)]
-    if small_face_size and small_face_size > input_size:
+def scale_passes(input_size: int | None, small_face_size: int | None) -> tuple[ScalePass, ...]:
+    """The classic squashed pass, plus an enlarged keep-aspect pass for small faces when asked.
+    ``input_size`` None picks :data:`PAIRED_INPUT_SIZE` beside a small-face pass, else 300."""
+    paired = bool(small_face_size) and small_face_size > (input_size or PAIRED_INPUT_SIZE)
+    size = input_size or (PAIRED_INPUT_SIZE if paired else DEFAULT_INPUT_SIZE)
+    passes = [ScalePass(size, keep_aspect=False)]
+    if paired:
         passes.append(ScalePass(small_face_size, keep_aspect=True, max_face_px=SMALL_FACE_MAX_PX))
     return tuple(passes)
 
@@ -67,7 +77,7 @@ class FaceDetector:
         model_path: str | os.PathLike,
         conf_threshold: float | None = None,
         nms_threshold: float | None = None,
-        input_size: int = DEFAULT_INPUT_SIZE,
+        input_size: int | None = None,
         small_face_size: int | None = DEFAULT_SMALL_FACE_SIZE,
         threads: int = 1,
     ) -> None:

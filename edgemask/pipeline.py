@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from edgemask.classifier import MaskClassifier
-from edgemask.detector import DEFAULT_INPUT_SIZE, DEFAULT_SMALL_FACE_SIZE, FaceDetector
+from edgemask.detector import DEFAULT_SMALL_FACE_SIZE, FaceDetector
 from edgemask.preprocess import clamp_box, crop, expand_box
 
 LABEL_NAMES = {"with_mask": "mask", "without_mask": "no_mask"}
@@ -74,7 +74,7 @@ class Pipeline:
         threads: int = 1,
         conf_threshold: float | None = None,
         nms_threshold: float | None = None,
-        input_size: int = DEFAULT_INPUT_SIZE,
+        input_size: int | None = None,
         small_face_size: int | None = DEFAULT_SMALL_FACE_SIZE,
         **pipeline_options,
     ) -> Pipeline:

@@ -18,6 +18,7 @@ from test_sources import scene_images, write_bad_and_odd_images
 from edgemask import cli
 from edgemask.camera import CameraError
 from edgemask.cli import main
+from edgemask.detector import DEFAULT_SMALL_FACE_SIZE
 
 JSON_KEYS = {"source", "frame", "width", "height", "faces", "ms"}
 FACE_KEYS = {"box", "label", "score", "face_score"}
@@ -127,7 +128,7 @@ def test_size_options() -> None:
     )
     assert (args.detector_size, args.small_face_size) == (480, None)
     defaults = cli.build_parser().parse_args(["--camera", "0"])
-    assert (defaults.detector_size, defaults.small_face_size) == (300, 640)
+    assert (defaults.detector_size, defaults.small_face_size) == (None, DEFAULT_SMALL_FACE_SIZE)
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["--camera", "0", "--detector-size", "640x480"])
 

@@ -15,6 +15,7 @@ from runtime_fakes import read_index, write_video
 from test_cli import check_json_lines
 
 from edgemask import cli
+from edgemask.detector import DEFAULT_SMALL_FACE_SIZE, PAIRED_INPUT_SIZE
 from edgemask.ssd import iou_matrix
 from edgemask.voc import parse_annotation
 
@@ -145,7 +146,9 @@ def test_model_options_reach_the_pipeline() -> None:
     assert pipeline.detector.ssd.nms_threshold == 0.3
     assert [(p.size, p.keep_aspect) for p in pipeline.detector.passes] == [(320, False)]
     default = cli.load_pipeline(cli.build_parser().parse_args(["--camera", "0"]))
-    assert [(p.size, p.keep_aspect) for p in default.detector.passes] == [(300, False), (640, True)]
+    expected = [(PAIRED_INPUT_SIZE, False), (DEFAULT_SMALL_FACE_SIZE, True)]
+    assert [(p.size, p.keep_aspect) for p in default.detector.passes] == expected
+    assert default.detector.conf_threshold == default.detector.backend.meta.thresholds["confidence"]
 
 
 def test_two_pass_detector_alternating_shapes_gives_the_same_boxes(scenes: Path) -> None:

@@ -5,7 +5,13 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgemask.detector import SIZE_STEP, ScalePass, scale_passes
+from edgemask.detector import (
+    DEFAULT_INPUT_SIZE,
+    PAIRED_INPUT_SIZE,
+    SIZE_STEP,
+    ScalePass,
+    scale_passes,
+)
 
 
 def test_passes_hand_computed() -> None:
@@ -16,6 +22,14 @@ def test_passes_hand_computed() -> None:
     assert ScalePass((360, 480), keep_aspect=False).network_size(1080, 1920) == (360, 480)
     assert scale_passes(300, None) == (classic,)
     assert scale_passes(640, 300) == (ScalePass(640, keep_aspect=False),)
+
+
+def test_default_squashed_size_depends_on_the_small_face_pass() -> None:
+    squashed, small = scale_passes(None, 512)
+    assert squashed == ScalePass(PAIRED_INPUT_SIZE, keep_aspect=False)
+    assert small.size == 512 and small.keep_aspect
+    assert scale_passes(None, None) == (ScalePass(DEFAULT_INPUT_SIZE, keep_aspect=False),)
+    assert scale_passes(None, 200) == (ScalePass(DEFAULT_INPUT_SIZE, keep_aspect=False),)
 
 
 @given(h=st.integers(1, 4000), w=st.integers(1, 4000), size=st.sampled_from([320, 640, 800]))
