@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = p.add_argument_group("sweep (detector levers, int8 TFLite unless --sweep-format)")
     sweep.add_argument("--sweep", action="store_true", help="evaluate the grid instead of the comparison")
     sweep.add_argument("--sweep-format", default=DEFAULT.name, choices=VARIANT_NAMES)
-    sweep.add_argument("--input-sizes", type=int, nargs="+", default=[300], help="squashed pass sizes")
+    sweep.add_argument("--input-sizes", type=int, nargs="+", default=[224, 300], help="squashed pass sizes")
     sweep.add_argument(
         "--small-face-sizes",
         type=int,
@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[0, 512, 640, 800],
         help="enlarged keep-aspect pass sizes; 0 = no second pass",
     )
-    sweep.add_argument("--confs", type=float, nargs="+", default=[0.3, 0.4, 0.5, 0.6])
+    sweep.add_argument("--confs", type=float, nargs="+", default=[0.2, 0.3, 0.4, 0.5])
     return p
 
 

@@ -71,8 +71,8 @@ def test_accuracy_quick(tmp_path: Path, scenes_dir: Path):
 def test_sweep_quick(tmp_path: Path, scenes_dir: Path):
     out = tmp_path / "sweep.json"
     run_script(
-        "accuracy.py", "--sweep", "--limit", "4", "--small-face-sizes", "0", "640", "--confs", "0.4", "0.6",
-        "--json-out", str(out),
+        "accuracy.py", "--sweep", "--limit", "4", "--input-sizes", "300", "--small-face-sizes", "0", "640",
+        "--confs", "0.4", "0.6", "--json-out", str(out),
     )  # fmt: skip
     rows = json.loads(out.read_text())["sweep"]
     assert [(r["small_face_size"], r["conf"]) for r in rows] == [
