@@ -81,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="enlarged keep-aspect pass sizes; 0 = no second pass",
     )
     sweep.add_argument("--confs", type=float, nargs="+", default=[0.2, 0.3, 0.4, 0.5])
+    sweep.add_argument(
+        "--margins",
+        type=float,
+        nargs="+",
+        default=[0.1],
+        help="share of the box added on each side of a face crop before classifying",
+    )
     return p
 
 
@@ -284,32 +291,40 @@ def run_comparison(args: argparse.Namespace, header: list[str]) -> dict:
 
 
 def sweep_runs(args: argparse.Namespace, scenes: list[Scene]) -> list[dict]:
-    """One pipeline run per (input size, small-face size) at the lowest confidence; each higher
-    confidence is the same run with fewer faces (greedy NMS keeps a box only for higher-scored ones, so
-    filtering afterwards equals running at that threshold)."""
+    """One pipeline run per (input size, small-face size, crop margin) at the lowest confidence; each
+    higher confidence is the same run with fewer faces (greedy NMS keeps a box only for higher-scored
+    ones, so filtering afterwards equals running at that threshold)."""
     variant = next(v for v in VARIANTS if v.name == args.sweep_format)
     low = min(args.confs)
     runs = []
-    for input_size in args.input_sizes:
-        for small in args.small_face_sizes:
-            pipeline = Pipeline.from_paths(
-                variant.path(args.models, "detector"),
-                variant.path(args.models, "classifier"),
-                threads=args.threads,
-                conf_threshold=low,
-                input_size=input_size,
-                small_face_size=small or None,
-            )
-            pipeline.infer(scenes[0].image)  # warm-up
-            results, seconds = [], 0.0
-            for scene in tqdm(scenes, desc=f"input {input_size}, small-face {small or 'off'}", leave=False):
-                t = time.perf_counter()
-                faces = pipeline.infer(scene.image)
-                seconds += time.perf_counter() - t
-                results.append(FrameResult.of(faces))
-            runs.append(
-                {"input": input_size, "small": small, "results": results, "ms": seconds * 1e3 / len(scenes)}
-            )
+    grid = [(i, s, m) for i in args.input_sizes for s in args.small_face_sizes for m in args.margins]
+    for input_size, small, margin in grid:
+        pipeline = Pipeline.from_paths(
+            variant.path(args.models, "detector"),
+            variant.path(args.models, "classifier"),
+            threads=args.threads,
+            conf_threshold=low,
+            input_size=input_size,
+            small_face_size=small or None,
+            margin=margin,
+        )
+        pipeline.infer(scenes[0].image)  # warm-up
+        results, seconds = [], 0.0
+        desc = f"input {input_size}, small-face {small or 'off'}, margin {margin:g}"
+        for scene in tqdm(scenes, desc=desc, leave=False):
+            t = time.perf_counter()
+            faces = pipeline.infer(scene.image)
+            seconds += time.perf_counter() - t
+            results.append(FrameResult.of(faces))
+        runs.append(
+            {
+                "input": input_size,
+                "small": small,
+                "margin": margin,
+                "results": results,
+                "ms": seconds * 1e3 / len(scenes),
+            }
+        )
     return runs
 
 
@@ -325,6 +340,7 @@ def sweep_rows(args: argparse.Namespace, scenes: list[Scene], runs: list[dict]) 
             row = {
                 "input": run["input"],
                 "small_face_size": run["small"] or None,
+                "margin": run["margin"],
                 "conf": conf,
                 "ms": run["ms"],
             }
@@ -376,19 +392,23 @@ def sweep_verdict(rows: list[dict]) -> list[str]:
 
 
 def setting(row: dict) -> str:
-    return f"input {row['input']}, small_face_size {row['small_face_size']}, conf {row['conf']:g}"
+    return (
+        f"input {row['input']}, small_face_size {row['small_face_size']}, margin {row['margin']:g}, "
+        f"conf {row['conf']:g}"
+    )
 
 
 def sweep_table(rows: list[dict]) -> list[str]:
     out = [
-        "| input | small-face pass | conf | mAP even | mAP odd | recall even | recall odd | <16 px even "
-        "| <16 px odd | FAR even | FAR odd | FRR even | FRR odd | ms/frame* | meets FAR/FRR |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|",
+        "| input | small-face pass | margin | conf | mAP even | mAP odd | recall even | recall odd "
+        "| <16 px even | <16 px odd | FAR even | FAR odd | FRR even | FRR odd | ms/frame* | meets FAR/FRR |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|",
     ]
     for r in rows:
         e, o = r["even"], r["odd"]
         out.append(
-            f"| {r['input']} | {r['small_face_size'] or 'off'} | {r['conf']:g} | {num(e['map'])} | "
+            f"| {r['input']} | {r['small_face_size'] or 'off'} | {r['margin']:g} | {r['conf']:g} | "
+            f"{num(e['map'])} | "
             f"{num(o['map'])} | {pct(e['recall'])} | {pct(o['recall'])} | {pct(e['recall_lt16'])} | "
             f"{pct(o['recall_lt16'])} | {pct(e['far'])} | {pct(o['far'])} | {pct(e['frr'])} | "
             f"{pct(o['frr'])} | {r['ms']:.1f} | {'yes' if r['meets_far_frr'] else 'no'} |"

@@ -72,18 +72,18 @@ def test_sweep_quick(tmp_path: Path, scenes_dir: Path):
     out = tmp_path / "sweep.json"
     run_script(
         "accuracy.py", "--sweep", "--limit", "4", "--input-sizes", "300", "--small-face-sizes", "0", "640",
-        "--confs", "0.4", "0.6", "--json-out", str(out),
+        "--margins", "0", "0.2", "--confs", "0.4", "0.6", "--json-out", str(out),
     )  # fmt: skip
     rows = json.loads(out.read_text())["sweep"]
-    assert [(r["small_face_size"], r["conf"]) for r in rows] == [
-        (None, 0.4),
-        (None, 0.6),
-        (640, 0.4),
-        (640, 0.6),
+    assert [(r["small_face_size"], r["margin"], r["conf"]) for r in rows] == [
+        (size, margin, conf) for size in (None, 640) for margin in (0, 0.2) for conf in (0.4, 0.6)
     ]
     for r in rows:
         assert r["even"]["images"] == 2 and r["odd"]["images"] == 2
-    # A higher threshold keeps a subset of the faces, so recall cannot rise.
-    for low, high in ((rows[0], rows[1]), (rows[2], rows[3])):
+    by_setting = {(r["small_face_size"], r["margin"], r["conf"]): r for r in rows}
+    for size in (None, 640):
         for half in ("even", "odd"):
-            assert high[half]["recall"] <= low[half]["recall"]
+            # A higher threshold keeps a subset of the faces, so recall cannot rise ...
+            assert by_setting[size, 0, 0.6][half]["recall"] <= by_setting[size, 0, 0.4][half]["recall"]
+            # ... and the crop margin changes what the classifier sees, never which faces are found.
+            assert by_setting[size, 0, 0.4][half]["recall"] == by_setting[size, 0.2, 0.4][half]["recall"]
