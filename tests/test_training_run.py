@@ -55,6 +55,7 @@ def test_training_writes_model_metrics_curves_and_card(trained):
     card = (root / "README.md").read_text()
     assert "## Classifier" in card and "Seed 1234" in card and "multiworker" in card
     assert "last epoch kept" in card and "cosine" in card and "EMA, momentum 0.9" in card
+    assert f"load average {metrics['load_average']:g} at the start" in card
     assert not (root / "run" / "backup").exists()  # a finished run leaves no resume state behind
 
 

@@ -4,7 +4,7 @@ TensorFlow is imported only when an augmenter is built, so the config is cheap t
 Besides the usual flips, rotations, shears, zoom, shifts and colour jitter, three distortions target
 what the classifier meets at run time: detector boxes that are looser or tighter than the training
 crops (zoom with independent height/width factors), lower faces partly hidden by things that are not
-masks (hands, phones, the head in front in a crowd), and faces only 8-48 px wide in the frame
+masks (hands, phones, the head in front in a crowd), and faces only 6-48 px wide in the frame
 (downscale to a random small size, then upscale back, as the runtime's resize does).
 """
 

@@ -86,8 +86,13 @@ def render_classifier_card(result: dict) -> str:
         f"back up). Seed {result['seed']}, strategy `{cfg['strategy']}`.",
         "",
         f"**Time.** {result['train_seconds'] / 60:.1f} min wall clock for data loading (decoded crops "
-        f"cached from an earlier run when available) + training on {result['machine']}, "
-        "shared with other jobs.",
+        f"cached from an earlier run when available) + training on {result['machine']}"
+        + (
+            f", load average {result['load_average']:g} at the start (other jobs share the cores above "
+            "the CPU count)."
+            if "load_average" in result
+            else "."
+        ),
         "",
         "**Measured** (argmax decision; FAR = unmasked faces called masked / unmasked faces, "
         "FRR = masked faces called unmasked / masked faces):",
@@ -101,13 +106,6 @@ def render_classifier_card(result: dict) -> str:
                 f"\n{short_name(name)}: {o['n']} `{other}` faces (not in the table), predicted {got}."
             )
     return "\n".join(lines)
-
-
-def write_card_from_metrics(metrics_json: Path, readme: Path) -> None:
-    """Regenerate the card from a saved ``*.metrics.json`` (e.g. after promoting a run's model)."""
-    import json
-
-    write_section(readme, render_classifier_card(json.loads(metrics_json.read_text())))
 
 
 def write_section(readme: Path, body: str) -> None:

@@ -212,6 +212,7 @@ def callbacks_for(cfg: TrainConfig, run_dir: Path, started: float) -> list:
 def train(cfg: TrainConfig) -> dict:
     """Run training end to end and return the metrics dict that is also written next to the model."""
     started = time.time()
+    load_average = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     out = Path(cfg.out)
     if out.exists() and not cfg.force:
         raise FileExistsError(f"{out} exists; pass --force to replace it")
@@ -298,6 +299,7 @@ def train(cfg: TrainConfig) -> dict:
         "train_seconds": round(train_seconds, 1),
         "eval_seconds": round(time.time() - started - train_seconds, 1),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU(s), TensorFlow {tf.__version__}",
+        **({"load_average": round(load_average, 2)} if load_average is not None else {}),
         "evaluations": evaluations,
     }
     write_outputs(out, result, history, cfg.card)
