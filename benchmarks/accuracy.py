@@ -2,7 +2,7 @@
 pipeline, the classic recipe (cv2.dnn 300×300 at 0.5 + the PyImageSearch classifier) and the AIZOO
 one-stage peer; plus each classifier alone on ground-truth crops.
 
-Detection numbers follow :mod:`edgemask.detection_metrics` (PASCAL VOC, IoU 0.5): face recall overall and
+Detection numbers follow :mod:`edgemask.evaluation.detection_metrics` (PASCAL VOC, IoU 0.5): face recall overall and
 by face width, precision, AP per class and mAP@0.5 with ``mask_weared_incorrect`` boxes ignored, and FAR /
 FRR on the faces that were found. AP ranks detections by face score × class probability (AIZOO: its
 class score). ``--sweep`` evaluates the detector's levers (input size, small-face pass, confidence) on the
@@ -21,23 +21,23 @@ from pathlib import Path
 
 import numpy as np
 from formats import DEFAULT, VARIANT_NAMES, VARIANTS, available
-from frame_result import FrameResult
-from jsonout import write_json
-from machine import describe, header_markdown, usable_cores
-from peers import load_pyimagesearch, pyimagesearch_input
-from scenes import Scene, iter_loaded, scenes_folder
-from systems import AIZOO_NAME, PYIMAGESEARCH, build_systems, edgemask_name
 from tqdm import tqdm
 
-from edgemask import LABELS
 from edgemask.assets import REPO_ROOT, find
-from edgemask.classifier import MaskClassifier
-from edgemask.detection_metrics import DetectionEvaluator
-from edgemask.detector import DEFAULT_SMALL_FACE_SIZE
-from edgemask.metadata import read_metadata
-from edgemask.metrics import classification_metrics
-from edgemask.pipeline import Pipeline
-from edgemask.voc import iter_face_crops, iter_scenes
+from edgemask.core.classifier import MaskClassifier
+from edgemask.core.detectors.res10 import DEFAULT_SMALL_FACE_SIZE
+from edgemask.core.metadata import read_metadata
+from edgemask.core.pipeline import Pipeline
+from edgemask.evaluation.detection_metrics import DetectionEvaluator
+from edgemask.evaluation.frame_result import FrameResult
+from edgemask.evaluation.jsonout import write_json
+from edgemask.evaluation.machine import describe, header_markdown, usable_cores
+from edgemask.evaluation.metrics import classification_metrics
+from edgemask.evaluation.peers import load_pyimagesearch, pyimagesearch_input
+from edgemask.evaluation.scenes import Scene, iter_loaded, scenes_folder
+from edgemask.evaluation.systems import AIZOO_NAME, PYIMAGESEARCH, build_systems, edgemask_name
+from edgemask.evaluation.voc import iter_face_crops, iter_scenes
+from edgemask.labels import LABELS
 
 MAP_RATIO_TARGET = 1.5
 FAR_TARGET = 0.02

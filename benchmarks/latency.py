@@ -28,18 +28,19 @@ from pathlib import Path
 import cv2
 import numpy as np
 from formats import DEFAULT, MODEL_STEMS, RUNTIME_NAMES, VARIANT_NAMES, Variant, available
-from jsonout import write_json
-from machine import describe, header_markdown, usable_cores
-from scenes import iter_loaded
-from systems import CLASSIC_NAMES, build_systems, edgemask_name
-from timing import round_robin, stats_ms
 from tqdm import tqdm
 
 from edgemask.assets import REPO_ROOT
-from edgemask.backends import load_backend, quantize
-from edgemask.classifier import MaskClassifier
-from edgemask.pipeline import Pipeline
-from edgemask.preprocess import clamp_box, classifier_input, crop, expand_box
+from edgemask.core.backends import load_backend, quantize
+from edgemask.core.classifier import MaskClassifier
+from edgemask.core.ops.boxes import clamp_box, crop, expand_box
+from edgemask.core.ops.image import classifier_input
+from edgemask.core.pipeline import Pipeline
+from edgemask.evaluation.jsonout import write_json
+from edgemask.evaluation.machine import describe, header_markdown, usable_cores
+from edgemask.evaluation.scenes import iter_loaded
+from edgemask.evaluation.systems import CLASSIC_NAMES, build_systems, edgemask_name
+from edgemask.evaluation.timing import round_robin, stats_ms
 
 DETECTOR_BENCH_SIZE = 300
 PROBE_RUNS = 5

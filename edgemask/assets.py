@@ -44,6 +44,19 @@ DETECTOR_CAFFEMODEL = Asset(
     "dnn_samples_face_detector_20170830/res10_300x300_ssd_iter_140000.caffemodel",
     sha1="15aa726b4d46d9f023526d85537db81cbc8dd566",
 )
+YUNET_COMMIT = "0047ac24afb1a50a0c6105001c89d1b5b805dbf1"
+"""libfacedetection.train's commit the YuNet files are pinned at (Apache-2.0, ``LICENSE`` beside them)."""
+YUNET_URL = f"https://raw.githubusercontent.com/ShiqiYu/libfacedetection.train/{YUNET_COMMIT}"
+YUNET_N = Asset(
+    "face_detector_yunet/yunet_n_dynamic.onnx",
+    url=f"{YUNET_URL}/onnx/yunet_n_dynamic.onnx",
+    sha256="104ee26c71d5c270ce79a6b3dced91c91013260d29a6bf18f9296c5b8c4c2b12",
+)
+YUNET_S = Asset(
+    "face_detector_yunet/yunet_s_dynamic.onnx",
+    url=f"{YUNET_URL}/onnx/yunet_s_dynamic.onnx",
+    sha256="daede24002cc8590f457998cc5e6c9e8b82f45f6bd969506a8913cd4ed10a2d3",
+)
 MOBILENET_V2_NO_TOP = "keras/models/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
 
 

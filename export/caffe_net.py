@@ -1,5 +1,5 @@
 """A Caffe deploy network as the exporter sees it: its layers in run order, its input, and the SSD tail
-(``PriorBox`` + ``DetectionOutput``) turned into edgemask's :class:`~edgemask.metadata.SSDConfig`.
+(``PriorBox`` + ``DetectionOutput``) turned into edgemask's :class:`~edgemask.core.metadata.SSDConfig`.
 
 The SSD tail stays out of the exported graph (the runtime decodes boxes in numpy), so the priors must be
 reproducible for any input size: each head records the ``chain`` of spatial ops that sets its map size.
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgemask.metadata import PriorHead, SSDConfig
-from export.caffe_proto import CaffeFormatError, Message
+from edgemask.core.metadata import PriorHead, SSDConfig
+from edgemask.export.caffe_proto import CaffeFormatError, Message
 
 # V1 prototxt files spell the layer type as an enum name.
 V1_TYPE_NAMES = {

@@ -19,8 +19,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from export.caffe_net import Layer, conv_geometry, deploy_layers, input_name, pooling_ceil_mode
-from export.caffe_proto import CaffeFormatError, CaffeLayerWeights, Message
+from edgemask.export.caffe_net import Layer, conv_geometry, deploy_layers, input_name, pooling_ceil_mode
+from edgemask.export.caffe_proto import CaffeFormatError, CaffeLayerWeights, Message
 
 NCHW_FROM_NHWC = (0, 3, 1, 2)
 SKIPPED = ("PriorBox", "DetectionOutput", "Silence", "Input", "Data", "AnnotatedData")

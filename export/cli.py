@@ -1,8 +1,9 @@
-"""``edgemask-export``: convert the face detector (Caffe) and the mask classifier (Keras) to TFLite and
-ONNX, verify every file against its reference, and install only the files that pass.
+"""``edgemask-export``: convert the face detectors (YuNet from ONNX, res10 from Caffe) and the mask
+classifier (Keras) to TFLite and ONNX, verify every file against its reference, and install only the
+files that pass.
 
-``edgemask-export --int8`` exports everything the runtime needs (fp32, fp16 and int8, both models,
-both formats) into ``models/``; flags narrow it down.
+``edgemask-export --int8`` exports everything the runtime needs (every model, format and precision of
+:mod:`edgemask.core.formats`) into ``models/``; flags narrow it down.
 """
 
 from __future__ import annotations
@@ -13,69 +14,66 @@ import os
 import sys
 from pathlib import Path
 
-from edgemask import cli as edgemask_cli
-from edgemask.assets import DETECTOR_CAFFEMODEL, DETECTOR_PROTOTXT, REPO_ROOT, AssetError, dataset, fetch
-from export.caffe_proto import CaffeFormatError
-from export.calibration import DEFAULT_CLASSIFIER_DIR, DEFAULT_DETECTOR_DIR, CalibrationError
-from export.report import json_report, markdown_table
-from export.run import FORMAT_NAMES, ExportRun, Job, Paths
-from export.sources import SourceError
+from edgemask.argtypes import at_least, size_hw
+from edgemask.assets import (
+    DETECTOR_CAFFEMODEL,
+    DETECTOR_PROTOTXT,
+    REPO_ROOT,
+    YUNET_N,
+    AssetError,
+    dataset,
+    fetch,
+)
+from edgemask.core.formats import FORMATS, MODELS, PRECISIONS
+from edgemask.export.caffe_proto import CaffeFormatError
+from edgemask.export.calibration import DEFAULT_CLASSIFIER_DIR, DEFAULT_DETECTOR_DIR, CalibrationError
+from edgemask.export.report import json_report, markdown_table
+from edgemask.export.run import ExportOptions, ExportRun, Job, Paths
+from edgemask.export.sources import SourceError
 
 log = logging.getLogger("edgemask.export")
-
-MODELS = ("detector", "classifier")
-FORMATS = ("tflite", "onnx")
-SUPPORTED = {"tflite": ("fp32", "fp16", "int8"), "onnx": ("fp32", "int8")}
-DEFAULT_GATE_SIZES = ((300, 300), (480, 640))
-"""The runtime's two passes: 300x300 squashed, and the small-face pass enlarged to a 640 px long side."""
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``300`` or ``WxH`` (e.g. ``480x360``) -> ``(height, width)``, each at least 32 px."""
-    try:
-        width, height = edgemask_cli.parse_size(text)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"bad size {text!r}: use 300 or WIDTHxHEIGHT") from None
-    if min(width, height) < 32:
-        raise argparse.ArgumentTypeError(f"bad size {text!r}: use 300 or WIDTHxHEIGHT, each >= 32")
-    return height, width
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="edgemask-export",
-        description="Convert the face detector (Caffe) and the mask classifier (Keras) to TFLite and ONNX,\n"
-        "check every file against its reference (OpenCV's Caffe importer, the Keras model) and install\n"
-        "only the files that pass. Exit status: 0 all installed; 1 a file failed its gate (the previous\n"
-        "file is kept); 2 bad input (nothing written).",
+        description="Convert the face detectors (YuNet, res10) and the mask classifier to TFLite and ONNX,\n"
+        "check every file against its reference (the source ONNX in ONNX Runtime, OpenCV's Caffe\n"
+        "importer, the Keras model) and install only the files that pass. Exit status: 0 all installed;\n"
+        "1 a file failed its gate (the previous file is kept); 2 bad input (nothing written).",
         epilog="examples:\n"
         "  edgemask-export --int8                      everything the runtime needs, into models/\n"
-        "  edgemask-export --models classifier --formats tflite --precisions int8\n"
+        "  edgemask-export --models yunet --formats tflite --precisions int8\n"
         "  edgemask-export --int8 --gate-images 50 --out /tmp/try   a quick trial run",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     what = p.add_argument_group("what to export")
     what.add_argument("--int8", action="store_true", help="also export full-integer int8 (the deployables)")
-    what.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS), help="(default: both)")
-    what.add_argument("--formats", nargs="+", choices=FORMATS, default=list(FORMATS), help="(default: both)")
+    what.add_argument(
+        "--models", nargs="+", choices=list(MODELS), default=list(MODELS), help="(default: all)"
+    )
+    what.add_argument(
+        "--formats", nargs="+", choices=list(FORMATS), default=list(FORMATS), help="(default: all)"
+    )
     what.add_argument(
         "--precisions",
         nargs="+",
-        choices=("fp32", "fp16", "int8"),
+        choices=PRECISIONS,
         help="precisions (default: fp32 fp16, plus int8 with --int8); ONNX has no fp16",
     )
     what.add_argument("--out", type=Path, default=REPO_ROOT / "models", help="(default: models/)")
     what.add_argument(
         "--detector-size",
         nargs="+",
-        type=parse_size,
+        type=size_hw,
         metavar="WxH",
-        help="export the detector at these fixed input sizes (named in file and metadata) instead of a "
-        "dynamic input; also the fallback sizes if a dynamic TFLite conversion fails (default 300x300)",
+        help="export the detectors at these fixed input sizes (named in file and metadata) instead of a "
+        "dynamic input; also the fallback sizes if a dynamic TFLite conversion fails",
     )
-    src = p.add_argument_group("sources")
-    src.add_argument("--prototxt", type=Path, help="Caffe deploy.prototxt (default: edgemask.assets)")
-    src.add_argument("--caffemodel", type=Path, help="Caffe weights (default: edgemask.assets, or download)")
+    src = p.add_argument_group("sources (default: the shared assets, or a checked download)")
+    src.add_argument("--yunet", type=Path, help="YuNet ONNX file (default: yunet_n_dynamic.onnx)")
+    src.add_argument("--prototxt", type=Path, help="res10 Caffe deploy.prototxt")
+    src.add_argument("--caffemodel", type=Path, help="res10 Caffe weights")
     src.add_argument(
         "--classifier",
         type=Path,
@@ -83,26 +81,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="the Keras classifier edgemask-train wrote",
     )
     cal = p.add_argument_group("int8 calibration (real images)")
-    cal.add_argument("--calib-detector", type=Path, help="photos for the detector (default: rmfd_mix)")
     cal.add_argument(
-        "--calib-classifier", type=Path, help="face crops for the classifier (default: mask12k/train)"
+        "--calib-detector", type=Path, help=f"scenes for the detectors (default: {DEFAULT_DETECTOR_DIR})"
     )
-    cal.add_argument("--calib-images", type=int, default=300, help="drawn per folder (default 300)")
+    cal.add_argument(
+        "--calib-classifier",
+        type=Path,
+        help=f"face crops for the classifier (default: {DEFAULT_CLASSIFIER_DIR})",
+    )
+    cal.add_argument(
+        "--calib-images", type=at_least(1), default=300, help="drawn per folder (default %(default)s)"
+    )
     gate = p.add_argument_group("verification gate")
-    gate.add_argument("--gate-scenes", type=Path, help="VOC scenes for the detector (default: scenes_dev)")
+    gate.add_argument("--gate-scenes", type=Path, help="VOC scenes for the detectors (default: scenes_dev)")
     gate.add_argument(
         "--gate-crops", type=Path, help="labelled crops for the classifier (default: mask12k/test)"
     )
     gate.add_argument(
-        "--gate-images", type=int, help="at most this many scenes and crops per set (quick runs)"
-    )
-    gate.add_argument(
-        "--gate-sizes",
-        nargs="+",
-        type=parse_size,
-        metavar="WxH",
-        default=list(DEFAULT_GATE_SIZES),
-        help="detector input sizes checked against OpenCV (default: 300x300 640x480)",
+        "--gate-images", type=at_least(1), help="at most this many scenes and crops per set (quick runs)"
     )
     p.add_argument("--report", type=Path, help="also write the table (Markdown) there, and a .json beside it")
     p.add_argument("-v", "--verbose", action="store_true", help="show TensorFlow's own log output")
@@ -110,15 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def plan_jobs(args: argparse.Namespace) -> list[Job]:
+    """Every (model, format, precision) asked for that the formats table has."""
     precisions = args.precisions or (["fp32", "fp16"] + (["int8"] if args.int8 else []))
     jobs = []
     for model in args.models:
         for fmt in args.formats:
             for precision in precisions:
-                if precision in SUPPORTED[fmt]:
+                if precision in FORMATS[fmt].precisions:
                     jobs.append(Job(model, fmt, precision))
                 elif args.precisions:
-                    log.warning("%s has no %s export; skipped", FORMAT_NAMES[fmt], precision)
+                    log.warning("%s has no %s export; skipped", FORMATS[fmt].runtime, precision)
     return jobs
 
 
@@ -138,8 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     if not jobs:
         log.error("nothing to export with these flags")
         return 2
+    options = ExportOptions(
+        tuple(jobs), args.out, tuple(args.detector_size or ()), args.calib_images, args.gate_images
+    )
     try:
-        run = ExportRun.prepare(args, jobs, resolve_paths(args))
+        run = ExportRun.prepare(options, resolve_paths(args, jobs))
     except (CaffeFormatError, SourceError, CalibrationError, AssetError, FileNotFoundError) as e:
         log.error("%s", e)
         log.error("nothing was written to %s", args.out)
@@ -159,17 +159,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def resolve_paths(args: argparse.Namespace) -> Paths:
-    """Explicit paths win; otherwise the shared assets (the caffemodel is downloaded if absent)."""
-    need_detector = "detector" in args.models
-    int8 = {j.model for j in plan_jobs(args) if j.precision == "int8"}
-    detector_int8, classifier_int8 = "detector" in int8, "classifier" in int8
+def resolve_paths(args: argparse.Namespace, jobs: list[Job]) -> Paths:
+    """Explicit paths win; otherwise the shared assets (the source weights are downloaded if absent)."""
+    models = {j.model for j in jobs}
+    int8 = {j.model for j in jobs if j.precision == "int8"}
+    detector_int8 = bool(int8 & {"yunet", "res10"})
     return Paths(
-        prototxt=args.prototxt or (fetch(DETECTOR_PROTOTXT) if need_detector else Path()),
-        caffemodel=args.caffemodel or (fetch(DETECTOR_CAFFEMODEL) if need_detector else Path()),
+        prototxt=(args.prototxt or fetch(DETECTOR_PROTOTXT)) if "res10" in models else None,
+        caffemodel=(args.caffemodel or fetch(DETECTOR_CAFFEMODEL)) if "res10" in models else None,
+        yunet=(args.yunet or fetch(YUNET_N)) if "yunet" in models else None,
+        classifier=args.classifier if "classifier" in models else None,
         calib_detector=(args.calib_detector or dataset(DEFAULT_DETECTOR_DIR)) if detector_int8 else None,
         calib_classifier=(args.calib_classifier or dataset(DEFAULT_CLASSIFIER_DIR))
-        if classifier_int8
+        if "classifier" in int8
         else None,
         gate_scenes=args.gate_scenes or dataset("scenes_dev"),
         gate_crops=args.gate_crops or dataset("mask12k/test"),

@@ -1,26 +1,26 @@
-"""The verification gate: an exported file is installed only if, run through the runtime's own loader,
+"""The verification gate: an exported file is installed only if, run through the runtime's own classes,
 it agrees with its reference.
 
-- Detector, fp32: the same detections as OpenCV's Caffe importer (every box within 1 px, every score
-  within 1e-3, nothing extra) at each gate size (default 300×300 and 640×480, the runtime's passes).
-- Detector, fp16/int8: finds >= 98 % of OpenCV's detections (IoU >= 0.5) at :data:`GATE_CONFIDENCE`.
+- Detectors run their family's runtime class at its default operating point, on every gate scene; each
+  network input it builds is fed to the reference as well (:mod:`edgemask.export.reference`).
+  fp32 must give the same detections (every box and landmark within 1 px, every score within 1e-3,
+  nothing extra); fp16 and int8 must find >= 98 % of the reference's detections (IoU >= 0.5).
 - Classifier, every precision: argmax agrees with Keras on >= 99 % of real crops, and accuracy drops
   by at most 0.5 points on each labelled set.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from edgemask.backends import Backend, load_backend
-from edgemask.detector import split_outputs
-from edgemask.ssd import detection_output, iou_matrix, prior_boxes
-from export.reference import KerasReference, OpenCVReference
+from edgemask.core.backends import load_backend
+from edgemask.core.detectors import Detections, DetectorOptions, load_detector
+from edgemask.core.ops.boxes import iou_matrix
+from edgemask.evaluation.voc import Scene
+from edgemask.export.reference import DetectorReference, KerasReference, median_ms
 
 BOX_TOLERANCE_PX = 1.0
 SCORE_TOLERANCE = 1e-3
@@ -29,10 +29,6 @@ AGREEMENT = 0.99
 ACCURACY_DROP = 0.005
 MATCH_IOU = 0.5
 MIN_AGREEMENT_CROPS = 500
-TIMING_RUNS = 20
-GATE_CONFIDENCE = 0.5
-"""Detector parity is checked on OpenCV's detections at its sample's threshold, whatever operating point
-the runtime defaults to (weaker boxes are scored end to end by benchmarks/accuracy.py)."""
 CANDIDATE_SLACK = 0.05
 """Detections are collected this far below the threshold, so a box whose score sits right at the
 threshold is matched instead of counted as missing."""
@@ -65,23 +61,27 @@ class Matching:
     found: int = 0
     extra: int = 0
     box_error: float = 0.0
+    landmark_error: float = 0.0
     score_error: float = 0.0
 
-    def add(self, reference: np.ndarray, candidate: np.ndarray, threshold: float, slack: float) -> None:
+    def add(self, reference: Detections, candidate: Detections, threshold: float, slack: float) -> None:
         """Reference detections >= ``threshold`` must match a candidate >= ``threshold - slack``
         (IoU >= 0.5); candidates >= ``threshold`` without such a reference count as ``extra``."""
-        ref = reference[reference[:, 4] >= threshold - slack]
-        cand = candidate[candidate[:, 4] >= threshold - slack]
-        ious = iou_matrix(ref[:, :4], cand[:, :4])
-        for i in np.flatnonzero(ref[:, 4] >= threshold):
+        ref = reference.take(np.flatnonzero(reference.scores >= threshold - slack))
+        cand = candidate.take(np.flatnonzero(candidate.scores >= threshold - slack))
+        ious = iou_matrix(ref.boxes, cand.boxes)
+        for i in np.flatnonzero(ref.scores >= threshold):
             self.required += 1
             if ious.shape[1] == 0 or ious[i].max() < MATCH_IOU:
                 continue
             j = int(np.argmax(ious[i]))
             self.found += 1
-            self.box_error = max(self.box_error, float(np.abs(ref[i, :4] - cand[j, :4]).max()))
-            self.score_error = max(self.score_error, float(abs(ref[i, 4] - cand[j, 4])))
-        for j in np.flatnonzero(cand[:, 4] >= threshold):
+            self.box_error = max(self.box_error, float(np.abs(ref.boxes[i] - cand.boxes[j]).max()))
+            self.score_error = max(self.score_error, float(abs(ref.scores[i] - cand.scores[j])))
+            if ref.landmarks is not None and cand.landmarks is not None:
+                gap = float(np.abs(ref.landmarks[i] - cand.landmarks[j]).max())
+                self.landmark_error = max(self.landmark_error, gap)
+        for j in np.flatnonzero(cand.scores >= threshold):
             if ious.shape[0] == 0 or ious[:, j].max() < MATCH_IOU:
                 self.extra += 1
 
@@ -90,95 +90,69 @@ class Matching:
         return self.found / self.required if self.required else 1.0
 
 
-class ExactSizeDetector:
-    """The runtime's SSD pieces at one exact ``(h, w)``, fed as OpenCV's reference is fed.
+@dataclass
+class DetectorGate:
+    """One family's reference on the gate scenes at ``threshold``, cached per scene and input size."""
 
-    :class:`edgemask.detector.FaceDetector` picks its own (square, multi-pass) sizes; the gate needs
-    every input size, square or not, compared one to one.
-    """
+    reference: DetectorReference
+    scenes: list[Scene]
+    threshold: float
+    cache: dict[tuple[int, tuple[int, int]], Detections] = field(default_factory=dict)
 
-    def __init__(self, backend: Backend, size: tuple[int, int]) -> None:
-        self.backend, self.size = backend, size
-        self.priors = prior_boxes(backend.meta.ssd, size)
+    def reference_pass(self, scene_index: int, p) -> Detections:
+        key = (scene_index, p.size)
+        if key not in self.cache:
+            self.cache[key] = self.reference.run_pass(p)
+        return self.cache[key]
 
-    def infer(self, image: np.ndarray, threshold: float) -> np.ndarray:
-        h, w = self.size
-        blob = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
-        if self.backend.meta.channel_order == "RGB":
-            blob = cv2.cvtColor(blob, cv2.COLOR_BGR2RGB)
-        loc, conf = split_outputs(self.backend.run(blob[None]))
-        dets = detection_output(loc, conf, self.priors, self.backend.meta.ssd, threshold)
-        dets[:, :4] *= np.array([image.shape[1], image.shape[0]] * 2, np.float32)
-        return dets
-
-
-def face_recall(detections: list[np.ndarray], scenes, threshold: float) -> float:
-    """Share of ground-truth faces with a detection >= ``threshold`` at IoU >= 0.5."""
-    hits = total = 0
-    for dets, scene in zip(detections, scenes, strict=True):
-        total += len(scene.faces)
-        kept = dets[dets[:, 4] >= threshold]
-        if len(scene.faces) and len(kept):
-            hits += int((iou_matrix(scene.faces, kept[:, :4]).max(axis=1) >= MATCH_IOU).sum())
-    return hits / total if total else float("nan")
-
-
-def median_ms(run, x: np.ndarray, runs: int = TIMING_RUNS) -> float:
-    run(x)
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        run(x)
-        times.append(time.perf_counter() - t)
-    return float(np.median(times) * 1e3)
-
-
-def size_text(size: tuple[int, int]) -> str:
-    return f"{size[1]}x{size[0]}"
-
-
-def check_detector(
-    path: Path,
-    label: str,
-    reference: OpenCVReference,
-    sizes: list[tuple[int, int]],
-    threshold: float,
-    strict: bool,
-) -> Check:
-    """Run ``path`` through the runtime's backend and SSD code on every gate scene and size."""
-    check = Check(path.name, label, path.stat().st_size)
-    backend = load_backend(path, threads=1)
-    fixed = backend.meta.input_size
-    if None not in fixed:
-        sizes = [tuple(fixed)]  # type: ignore[list-item]
-    check.ms = median_ms(backend.run, np.full((1, *sizes[0], 3), 127, np.uint8))
-    parity, recall = [], []
-    for size in sizes:
-        detector = ExactSizeDetector(backend, size)
-        candidates = [detector.infer(scene.image, threshold - CANDIDATE_SLACK) for scene in reference.scenes]
+    def check(self, path: Path, label: str, strict: bool) -> Check:
+        """Run ``path`` through its runtime class on every gate scene and compare pass by pass."""
+        check = Check(path.name, label, path.stat().st_size)
+        detector = load_detector(path, DetectorOptions(conf=self.threshold - CANDIDATE_SLACK), threads=1)
         m = Matching()
-        for ref, cand in zip(reference.detections(size), candidates, strict=True):
-            m.add(ref, cand, threshold, SCORE_TOLERANCE if strict else 0.0)
-        tag = size_text(size)
-        check.numbers.update(
-            {f"recall_{tag}": m.recall, f"box_err_{tag}": m.box_error, f"refs_{tag}": m.required}
-        )
+        found_faces: list[Detections] = []
+        sizes: set[tuple[int, int]] = set()
+        for k, scene in enumerate(self.scenes):
+            per_scene = []
+            for p in detector.passes(scene.image):
+                sizes.add(p.size)
+                candidate = detector.run_pass(p)
+                m.add(
+                    self.reference_pass(k, p), candidate, self.threshold, SCORE_TOLERANCE if strict else 0.0
+                )
+                per_scene.append(candidate)
+            found_faces.append(Detections.merge(per_scene, MATCH_IOU) if per_scene else Detections.empty())
+        first = detector.passes(self.scenes[0].image)[0]
+        check.ms = median_ms(detector.backend.run, first.blob)
+        check.numbers.update({"recall": m.recall, "box_err": m.box_error, "refs": m.required})
+        shapes = f"{len(sizes)} input shapes"
         if strict:
             errors = f"box ≤{m.box_error:.2f}px, score ≤{m.score_error:.1e}"
-            parity.append(f"{tag}: {m.found}/{m.required} dets, {errors}")
+            if detector.family == "yunet":
+                errors += f", landmarks ≤{m.landmark_error:.2f}px"
+            check.parity = f"{m.found}/{m.required} dets ({shapes}), {errors}"
             if m.found < m.required or m.extra:
-                missed = m.required - m.found
-                check.failures.append(f"{tag}: {missed} missed, {m.extra} extra detections vs OpenCV")
-            if m.box_error > BOX_TOLERANCE_PX or m.score_error > SCORE_TOLERANCE:
-                check.failures.append(f"{tag}: {errors} exceeds 1 px / 1e-3")
+                check.failures.append(f"{m.required - m.found} missed, {m.extra} extra detections")
+            worst_px = max(m.box_error, m.landmark_error)
+            if worst_px > BOX_TOLERANCE_PX or m.score_error > SCORE_TOLERANCE:
+                check.failures.append(f"{errors} exceeds 1 px / 1e-3")
         else:
-            parity.append(f"{tag}: found {m.found}/{m.required} ({m.recall:.1%})")
+            check.parity = f"found {m.found}/{m.required} ({m.recall:.1%}, {shapes})"
             if m.recall < DETECTION_RECALL:
-                check.failures.append(f"{tag}: found only {m.recall:.1%} of OpenCV's detections (< 98%)")
-        recall.append(f"{tag}: {face_recall(candidates, reference.scenes, threshold):.1%}")
-    check.parity = "; ".join(parity)
-    check.accuracy = "faces found " + ", ".join(recall)
-    return check
+                check.failures.append(f"found only {m.recall:.1%} of the reference's detections (< 98%)")
+        check.accuracy = f"faces found {face_recall(found_faces, self.scenes, self.threshold):.1%}"
+        return check
+
+
+def face_recall(found: list[Detections], scenes: list[Scene], threshold: float) -> float:
+    """Share of annotated faces with a detection >= ``threshold`` at IoU >= 0.5."""
+    hits = total = 0
+    for dets, scene in zip(found, scenes, strict=True):
+        total += len(scene.boxes)
+        kept = dets.boxes[dets.scores >= threshold]
+        if len(scene.boxes) and len(kept):
+            hits += int((iou_matrix(scene.boxes, kept).max(axis=1) >= MATCH_IOU).sum())
+    return hits / total if total else float("nan")
 
 
 def check_classifier(path: Path, label: str, reference: KerasReference) -> Check:

@@ -15,9 +15,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from edgemask.metadata import METADATA_KEY, ModelMeta
-from export.calibration import Calibration
-from export.sources import ExportSource
+from edgemask.core.metadata import METADATA_KEY, ModelMeta
+from edgemask.export.calibration import Calibration
+from edgemask.export.sources import ExportSource
 
 PRECISIONS = ("fp32", "int8")
 OPSET = 17

@@ -1,9 +1,13 @@
 """What the gate compares exported files against, computed once per run.
 
-- Detector: OpenCV 4's own Caffe importer (``cv2.dnn.readNetFromCaffe``) on real scenes, fed the same
-  ``cv2.resize`` (bilinear) image the runtime feeds; plus the scenes' ground-truth faces.
+- res10: OpenCV 4's own Caffe importer (``cv2.dnn.readNetFromCaffe``) with its ``DetectionOutput``.
+- YuNet: the source ONNX file run by ONNX Runtime, decoded by the runtime's decoder (the decoder itself
+  is checked against hand-computed cells and OpenCV's ``FaceDetectorYN`` in the tests).
 - Classifier: the Keras model on real face crops (a labelled test folder and ground-truth scene crops),
   prepared by the runtime's own ``classifier_input``.
+
+Detector references are fed the very network inputs (:class:`~edgemask.core.detectors.Pass`) that the
+runtime builds for a frame at its default operating point, so the gate checks what deployment runs.
 """
 
 from __future__ import annotations
@@ -13,88 +17,94 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
-from edgemask import LABELS
-from edgemask.imageio import ImageError, list_images, read_image
-from edgemask.preprocess import classifier_input
-from edgemask.voc import iter_face_crops, iter_scenes
-from export.sources import CAFFE_MEAN, ExportSource
+from edgemask.core.detectors import Detections, Pass
+from edgemask.core.imageio import ImageError, list_images, read_image
+from edgemask.core.metadata import GridConfig
+from edgemask.core.ops.image import classifier_input
+from edgemask.core.ops.yunet import decode, select
+from edgemask.evaluation.voc import iter_face_crops
+from edgemask.export.sources import CAFFE_MEAN, ExportSource
+from edgemask.labels import IGNORE, LABELS
 
 log = logging.getLogger("edgemask.export")
-OTHER = -1
-"""Label of crops outside ``LABELS`` (``mask_weared_incorrect``): counted for agreement, not accuracy."""
 
 
-@dataclass(frozen=True)
-class Scene:
+class DetectorReference(Protocol):
+    """Runs a source detector on a runtime pass; ``threshold`` is the lowest face score it keeps."""
+
     name: str
-    image: np.ndarray
-    faces: np.ndarray  # (K, 4) ground-truth boxes, pixels
+    threshold: float
 
-
-def load_scenes(folder: str | os.PathLike, limit: int | None = None) -> list[Scene]:
-    """VOC scenes with their annotated faces (every class counts as a face)."""
-    scenes = []
-    for scene in iter_scenes(folder):
-        if limit is not None and len(scenes) >= limit:
-            break
-        try:
-            image = read_image(scene.image_path)
-        except ImageError as e:
-            log.warning("gate: skipping scene %s", e)
-            continue
-        boxes = np.array([o.box for o in scene.annotation.objects], np.float32).reshape(-1, 4)
-        scenes.append(Scene(scene.image_path.name, image, boxes))
-    if not scenes:
-        raise FileNotFoundError(f"{folder}: no readable annotated scenes for the detector gate")
-    return scenes
+    def run_pass(self, p: Pass) -> Detections: ...
 
 
 @dataclass
 class OpenCVReference:
-    """OpenCV's ``detection_out`` per scene and input size, as ``(K, 5)`` pixel boxes + scores."""
+    """res10 through OpenCV's Caffe importer and its own ``detection_out`` (boxes in frame pixels)."""
 
     prototxt: Path
     caffemodel: Path
-    scenes: list[Scene]
     threshold: float
-    cache: dict[tuple[int, int], list[np.ndarray]] = field(default_factory=dict)
+    name: str = "OpenCV Caffe (reference)"
 
     def __post_init__(self) -> None:
         cv2.setNumThreads(1)
         self.net = cv2.dnn.readNetFromCaffe(str(self.prototxt), str(self.caffemodel))
 
-    def forward(self, image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-        h, w = size
-        resized = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
-        self.net.setInput(cv2.dnn.blobFromImage(resized, 1.0, (w, h), CAFFE_MEAN))
-        return self.net.forward("detection_out")
+    def run_pass(self, p: Pass) -> Detections:
+        h, w = p.size
+        self.net.setInput(cv2.dnn.blobFromImage(p.blob[0], 1.0, (w, h), CAFFE_MEAN))
+        rows = self.net.forward("detection_out")[0, 0]
+        rows = rows[rows[:, 2] >= self.threshold]
+        fh, fw = p.frame_hw
+        boxes = rows[:, 3:7] * np.array([fw, fh, fw, fh], np.float32)
+        return Detections(boxes.astype(np.float32), rows[:, 2].astype(np.float32))
 
-    def detections(self, size: tuple[int, int]) -> list[np.ndarray]:
-        if size not in self.cache:
-            out = []
-            for scene in tqdm(self.scenes, desc=f"OpenCV reference {size[1]}x{size[0]}", leave=False):
-                rows = self.forward(scene.image, size)[0, 0]
-                rows = rows[rows[:, 2] >= self.threshold]
-                ih, iw = scene.image.shape[:2]
-                boxes = rows[:, 3:7] * np.array([iw, ih, iw, ih], np.float32)
-                out.append(np.concatenate([boxes, rows[:, 2:3]], axis=1).astype(np.float32))
-            self.cache[size] = out
-        return self.cache[size]
 
-    def ms_per_inference(self, size: tuple[int, int], runs: int) -> float:
-        image = self.scenes[0].image
-        self.forward(image, size)
-        times = []
-        for _ in range(runs):
-            t = time.perf_counter()
-            self.forward(image, size)
-            times.append(time.perf_counter() - t)
-        return float(np.median(times) * 1e3)
+@dataclass
+class YuNetSourceReference:
+    """The source YuNet ONNX (NCHW float BGR) in ONNX Runtime, decoded like the runtime decodes."""
+
+    path: Path
+    threshold: float
+    nms_threshold: float
+    grid: GridConfig = field(default_factory=GridConfig)
+    name: str = "YuNet source ONNX (reference)"
+
+    def __post_init__(self) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def outputs(self, blob_bgr: np.ndarray) -> dict[str, np.ndarray]:
+        x = np.ascontiguousarray(blob_bgr.transpose(0, 3, 1, 2), dtype=np.float32)
+        return dict(zip(self.output_names, self.session.run(None, {self.input_name: x}), strict=True))
+
+    def run_pass(self, p: Pass) -> Detections:
+        boxes, scores, landmarks = decode(self.outputs(p.blob), p.size, self.grid)
+        keep = select(boxes, scores, self.threshold, self.nms_threshold, self.grid)
+        found = Detections(boxes[keep], scores[keep], landmarks[keep])
+        return found.scaled(p.frame_hw[1] / p.resized_hw[1], p.frame_hw[0] / p.resized_hw[0])
+
+
+def median_ms(run, *args: object, runs: int = 20) -> float:
+    """Median milliseconds of ``run(*args)`` after one warm-up call."""
+    run(*args)
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        run(*args)
+        times.append(time.perf_counter() - t)
+    return float(np.median(times) * 1e3)
 
 
 @dataclass(frozen=True)
@@ -103,7 +113,7 @@ class CropSet:
 
     name: str
     images: np.ndarray
-    labels: np.ndarray  # index into LABELS, or OTHER
+    labels: np.ndarray  # index into LABELS, or IGNORE
 
 
 def folder_crops(folder: str | os.PathLike, size: int, limit: int | None = None) -> CropSet:
@@ -129,7 +139,7 @@ def scene_crops(folder: str | os.PathLike, size: int, limit: int | None = None) 
         if limit is not None and len(images) >= limit:
             break
         images.append(classifier_input(face.image, size))
-        labels.append(LABELS.index(face.name) if face.name in LABELS else OTHER)
+        labels.append(LABELS.index(face.name) if face.name in LABELS else IGNORE)
     if not images:
         raise FileNotFoundError(f"{folder}: no annotated faces for the classifier gate")
     return CropSet(f"{Path(folder).name} crops", np.stack(images), np.array(labels))

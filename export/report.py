@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict
 
-from export.gate import Check
+from edgemask.export.gate import Check
 
 
 def file_size(size: int | None) -> str:

@@ -4,41 +4,39 @@ references), then each file is converted into a staged temporary file, gated, an
 
 from __future__ import annotations
 
-import argparse
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
-from export import onnx as onnx_export
-from export import tflite as tflite_export
-from export.calibration import Calibration, classifier_calibration, detector_calibration
-from export.gate import (
-    CANDIDATE_SLACK,
-    GATE_CONFIDENCE,
-    Check,
-    check_classifier,
-    check_detector,
-    face_recall,
-    size_text,
+from edgemask.core.detectors import default_passes, res10, yunet
+from edgemask.core.formats import FORMATS, MODELS, model_filename
+from edgemask.evaluation.voc import Scene, load_scenes
+from edgemask.export import onnx as onnx_export
+from edgemask.export import tflite as tflite_export
+from edgemask.export.calibration import Calibration, classifier_calibration, detector_calibration
+from edgemask.export.gate import CANDIDATE_SLACK, Check, DetectorGate, check_classifier
+from edgemask.export.reference import (
+    KerasReference,
+    OpenCVReference,
+    YuNetSourceReference,
+    folder_crops,
+    median_ms,
+    scene_crops,
 )
-from export.reference import KerasReference, OpenCVReference, folder_crops, load_scenes, scene_crops
-from export.sources import ExportSource, load_classifier, load_detector
-from export.staging import install, staged
+from edgemask.export.sources import ExportSource, load_classifier, load_res10, load_yunet
+from edgemask.export.staging import install, staged
 
 log = logging.getLogger("edgemask.export")
 EXPORTERS = {"tflite": tflite_export, "onnx": onnx_export}
-FORMAT_NAMES = {"tflite": "TFLite", "onnx": "ONNX"}
-CALIBRATION_SIZE = (300, 300)
-"""The detector is calibrated at its native size (the runtime's default)."""
 FLOAT_STEM_STEPS = (0, 12)
 """int8 attempts: full integer, then the first 12 compute ops (MobileNetV2's 64x64 stage) in float."""
 
 
 @dataclass(frozen=True)
 class Job:
-    """One file to make: which model, in which format and precision."""
+    """One file to make: which model (a key of ``MODELS``), in which format and precision."""
 
     model: str
     format: str
@@ -46,65 +44,94 @@ class Job:
 
     @property
     def label(self) -> str:
-        return f"{FORMAT_NAMES[self.format]} {self.precision}"
+        return f"{FORMATS[self.format].runtime} {self.precision}"
 
 
 @dataclass(frozen=True)
 class Paths:
     """Input files and folders, resolved (explicit flags or shared assets)."""
 
-    prototxt: Path
-    caffemodel: Path
+    prototxt: Path | None
+    caffemodel: Path | None
+    yunet: Path | None
+    classifier: Path | None
     calib_detector: Path | None
     calib_classifier: Path | None
     gate_scenes: Path
     gate_crops: Path
 
 
+@dataclass(frozen=True)
+class ExportOptions:
+    """What ``edgemask-export`` was asked to do, below the command line."""
+
+    jobs: tuple[Job, ...]
+    out: Path
+    detector_sizes: tuple[tuple[int, int], ...] = ()
+    calib_images: int = 300
+    gate_images: int | None = None
+
+
 @dataclass
 class ExportRun:
-    args: argparse.Namespace
-    jobs: list[Job]
+    options: ExportOptions
     paths: Paths
-    detectors: list[ExportSource] = field(default_factory=list)
-    classifier: ExportSource | None = None
+    sources: dict[str, list[ExportSource]] = field(default_factory=dict)
     calibration: dict[str, Calibration] = field(default_factory=dict)
-    opencv: OpenCVReference | None = None
+    gates: dict[str, DetectorGate] = field(default_factory=dict)
     keras: KerasReference | None = None
 
     @classmethod
-    def prepare(cls, args: argparse.Namespace, jobs: list[Job], paths: Paths) -> ExportRun:
+    def prepare(cls, options: ExportOptions, paths: Paths) -> ExportRun:
         """Load sources, calibration images and references; raises on any bad input, writes nothing."""
-        run = cls(args, jobs, paths)
-        models = {j.model for j in jobs}
-        int8 = {j.model for j in jobs if j.precision == "int8"}
-        limit = args.gate_images
-        if "detector" in models:
-            sizes = args.detector_size or [None]
-            run.detectors = [load_detector(paths.prototxt, paths.caffemodel, size) for size in sizes]
-            if "detector" in int8:
-                run.calibration["detector"] = detector_calibration(
-                    paths.calib_detector, CALIBRATION_SIZE, args.calib_images
+        run = cls(options, paths)
+        models = {j.model for j in options.jobs}
+        int8 = {j.model for j in options.jobs if j.precision == "int8"}
+        limit = options.gate_images
+        scenes: list[Scene] = []
+        for model in (m for m in ("yunet", "res10") if m in models):
+            run.sources[model] = [
+                run.load_detector_source(model, s) for s in options.detector_sizes or [None]
+            ]
+            if model in int8:
+                run.calibration[model] = detector_calibration(
+                    paths.calib_detector, model, options.calib_images
                 )
-            scenes = load_scenes(paths.gate_scenes, limit)
-            threshold = GATE_CONFIDENCE - CANDIDATE_SLACK
-            run.opencv = OpenCVReference(paths.prototxt, paths.caffemodel, scenes, threshold)
+            scenes = scenes or list(load_scenes(paths.gate_scenes, limit))
+            if not scenes:
+                raise FileNotFoundError(f"{paths.gate_scenes}: no readable annotated scenes for the gate")
+            run.gates[model] = DetectorGate(run.detector_reference(model), scenes, gate_threshold(model))
         if "classifier" in models:
-            run.classifier = load_classifier(args.classifier)
-            size = run.classifier.meta.input_size[0]
+            source = load_classifier(paths.classifier)
+            run.sources["classifier"] = [source]
+            size = source.meta.input_size[0]
             if "classifier" in int8:
                 run.calibration["classifier"] = classifier_calibration(
-                    paths.calib_classifier, size, args.calib_images
+                    paths.calib_classifier, size, options.calib_images
                 )
             sets = [folder_crops(paths.gate_crops, size, limit), scene_crops(paths.gate_scenes, size, limit)]
-            run.keras = KerasReference(run.classifier, sets)
+            run.keras = KerasReference(source, sets)
         return run
+
+    def load_detector_source(self, model: str, size: tuple[int, int] | None) -> ExportSource:
+        if model == "res10":
+            return load_res10(self.paths.prototxt, self.paths.caffemodel, size)
+        return load_yunet(self.paths.yunet, size)
+
+    def detector_reference(self, model: str):
+        """The family's reference at the gate threshold minus the candidate slack."""
+        source = self.sources[model][0]
+        threshold = gate_threshold(model) - CANDIDATE_SLACK
+        if model == "res10":
+            return OpenCVReference(self.paths.prototxt, self.paths.caffemodel, threshold)
+        return YuNetSourceReference(
+            self.paths.yunet, threshold, source.meta.thresholds["nms"], source.meta.grid
+        )
 
     def execute(self) -> list[Check]:
         checks = self.reference_rows()
-        for job in tqdm(self.jobs, desc="exporting", unit="file"):
-            sources = self.detectors if job.model == "detector" else [self.classifier]
-            for source in sources:
+        for job in tqdm(self.options.jobs, desc="exporting", unit="file"):
+            for source in self.sources[job.model]:
                 checks.extend(self.export_with_fallback(job, source))
         return checks
 
@@ -114,18 +141,17 @@ class ExportRun:
             return self.export(job, source)
         except tflite_export.ConversionError as e:
             dynamic = None in source.input_shape[1:3]
-            if not (job.format == "tflite" and job.model == "detector" and dynamic):
+            if not (job.format == "tflite" and MODELS[job.model].task == "detect" and dynamic):
                 return [Check(self.final_path(job, source).name, job.label, None, failures=[str(e)])]
-            sizes = self.args.detector_size or [CALIBRATION_SIZE]
+            sizes = self.options.detector_sizes or [fallback_size(job.model)]
             log.warning("dynamic-size TFLite failed (%s); exporting at fixed sizes %s", e, sizes)
-            fixed = [load_detector(self.paths.prototxt, self.paths.caffemodel, s) for s in sizes]
+            fixed = [self.load_detector_source(job.model, s) for s in sizes]
             return [c for f in fixed for c in self.export_with_fallback(job, f)]
 
     def final_path(self, job: Job, source: ExportSource) -> Path:
         h, w = source.input_shape[1:3]
-        fixed = (h, w) if job.model == "detector" and h is not None else None
-        suffix = f"_{w}x{h}" if fixed else ""
-        return self.args.out / f"{source.name}_{job.precision}{suffix}.{job.format}"
+        fixed = (h, w) if MODELS[job.model].task == "detect" and h is not None else None
+        return self.options.out / model_filename(job.model, job.format, job.precision, fixed)
 
     def export(self, job: Job, source: ExportSource) -> list[Check]:
         """int8 tries full integer first, then a float stem, keeping the first file that passes."""
@@ -165,36 +191,44 @@ class ExportRun:
             return check
 
     def gate(self, job: Job, path: Path) -> Check:
-        if job.model == "detector":
-            strict = job.precision == "fp32"
-            sizes = list(self.args.gate_sizes)
-            return check_detector(path, job.label, self.opencv, sizes, GATE_CONFIDENCE, strict)
+        if job.model in self.gates:
+            return self.gates[job.model].check(path, job.label, strict=job.precision == "fp32")
         return check_classifier(path, job.label, self.keras)
 
     def reference_rows(self) -> list[Check]:
+        """One report row per reference: what the exported files are measured against."""
         rows = []
-        if self.opencv is not None:
-            sizes = list(self.args.gate_sizes)
-            recall = {
-                s: face_recall(self.opencv.detections(s), self.opencv.scenes, GATE_CONFIDENCE) for s in sizes
-            }
-            found = [f"{size_text(s)}: {r:.1%}" for s, r in recall.items()]
-            rows.append(
-                Check(
-                    self.paths.caffemodel.name,
-                    "OpenCV Caffe (reference)",
-                    self.paths.caffemodel.stat().st_size,
-                    accuracy="faces found " + ", ".join(found),
-                    ms=self.opencv.ms_per_inference(sizes[0], runs=10),
-                )
-            )
+        for model, gate in self.gates.items():
+            path = self.paths.caffemodel if model == "res10" else self.paths.yunet
+            first = self.sources[model][0]
+            row = Check(path.name, gate.reference.name, path.stat().st_size)
+            scene = gate.scenes[0].image
+            passes = default_passes(first.meta.family, scene)
+            row.ms = median_ms(run_passes, gate.reference, passes, runs=10)
+            rows.append(row)
         if self.keras is not None:
             accuracy = []
             for crop_set, probs in zip(self.keras.sets, self.keras.probs, strict=True):
                 labelled = crop_set.labels >= 0
                 acc = float((probs.argmax(axis=1)[labelled] == crop_set.labels[labelled]).mean())
                 accuracy.append(f"{crop_set.name} {acc:.2%}")
-            path = Path(self.args.classifier)
-            size = path.stat().st_size
-            rows.append(Check(path.name, "Keras (reference)", size, accuracy=", ".join(accuracy)))
+            path = self.paths.classifier
+            rows.append(
+                Check(path.name, "Keras (reference)", path.stat().st_size, accuracy=", ".join(accuracy))
+            )
         return rows
+
+
+def run_passes(reference, passes: list) -> list:
+    return [reference.run_pass(p) for p in passes]
+
+
+def gate_threshold(model: str) -> float:
+    """The face score at which a family's files are compared with its reference (see each family's
+    ``GATE_CONFIDENCE``); the passes are those of its default operating point."""
+    return {"res10": res10.GATE_CONFIDENCE, "yunet": yunet.GATE_CONFIDENCE}[model]
+
+
+def fallback_size(model: str) -> tuple[int, int]:
+    """The fixed input of a detector whose dynamic TFLite conversion failed: res10's 300², YuNet 640×480."""
+    return (300, 300) if model == "res10" else (480, 640)

@@ -13,19 +13,16 @@ from typing import Any
 
 import numpy as np
 
-import edgemask
+from edgemask import __version__
 from edgemask.assets import file_digest
-from edgemask.metadata import ModelMeta
-from export.caffe_proto import CaffeFormatError, read_caffemodel, read_prototxt
+from edgemask.core.detectors import res10, yunet
+from edgemask.core.metadata import GridConfig, ModelMeta
+from edgemask.core.ops.yunet import HEAD_KINDS
+from edgemask.export.caffe_proto import CaffeFormatError, read_caffemodel, read_prototxt
+from edgemask.labels import LABELS
 
-DETECTOR = "face_detector"
-CLASSIFIER = "mask_classifier"
 CAFFE_MEAN = (104.0, 177.0, 123.0)
 DETECTOR_LABELS = ("background", "face")
-DETECTOR_CONFIDENCE = 0.2
-"""The runtime's default face threshold, written into the detector's metadata. The Caffe file's own 0.01
-keeps every weak candidate; OpenCV's sample uses 0.5. ``benchmarks/accuracy.py --sweep`` found 0.2 best
-for mAP@0.5 on both halves of scenes_dev at every detector size, with FAR/FRR on found faces unchanged."""
 
 
 class SourceError(ValueError):
@@ -36,7 +33,7 @@ class SourceError(ValueError):
 class ExportSource:
     """A Keras model ready to convert, and the metadata every file made from it carries."""
 
-    name: str
+    name: str  # the model's key in edgemask.core.formats.MODELS
     model: Any  # keras.Model, ``x (batch, h, w, 3) float32 0-255 -> outputs``
     meta: ModelMeta
     input_shape: tuple[int | None, ...]
@@ -59,12 +56,12 @@ class ExportSource:
         return replace(self.meta, precision=precision, outputs=outputs, extra={**self.meta.extra, **extra})
 
 
-def load_detector(
+def load_res10(
     prototxt: str | os.PathLike, caffemodel: str | os.PathLike, size: tuple[int, int] | None = None
 ) -> ExportSource:
     """OpenCV's res10 SSD rebuilt in Keras; ``size`` ``(h, w)`` fixes the input, None keeps it dynamic."""
-    from export.caffe_net import ssd_config
-    from export.caffe_to_keras import build_caffe_ssd
+    from edgemask.export.caffe_net import ssd_config
+    from edgemask.export.caffe_to_keras import build_caffe_ssd
 
     prototxt, caffemodel = Path(prototxt), Path(caffemodel)
     net = read_prototxt(prototxt)
@@ -81,14 +78,49 @@ def load_detector(
         labels=DETECTOR_LABELS,
         channel_order="BGR",
         mean=CAFFE_MEAN,
-        thresholds={"confidence": DETECTOR_CONFIDENCE, "nms": caffe_thresholds["nms"]},
+        thresholds={"confidence": res10.DEFAULT_CONFIDENCE, "nms": caffe_thresholds["nms"]},
+        family=res10.FAMILY,
+        operating_point=dict(res10.OPERATING_POINT),
         ssd=ssd,
         sources={prototxt.name: file_digest(prototxt), caffemodel.name: file_digest(caffemodel)},
-        edgemask_version=edgemask.__version__,
+        edgemask_version=__version__,
         extra={"caffe_confidence_threshold": caffe_thresholds["confidence"]},
     )
     h, w = size if size else (None, None)
-    return ExportSource(DETECTOR, model, meta, (1, h, w, 3), ("loc", "conf"))
+    return ExportSource("res10", model, meta, (1, h, w, 3), ("loc", "conf"))
+
+
+def load_yunet(path: str | os.PathLike, size: tuple[int, int] | None = None) -> ExportSource:
+    """YuNet's ONNX file rebuilt in Keras (NHWC BGR pixels in, the 12 head outputs out); ``size``
+    ``(h, w)`` fixes the input (multiples of 32), None keeps it dynamic."""
+    from edgemask.export.onnx_to_keras import OnnxGraphError, build_keras
+
+    path = Path(path)
+    if not path.is_file():
+        raise SourceError(f"{path}: YuNet ONNX file not found (pass --yunet or set $EDGEMASK_ASSETS)")
+    try:
+        model = build_keras(path, size)
+    except OnnxGraphError as e:
+        raise SourceError(f"{path}: cannot rebuild as a YuNet detector: {e}") from e
+    names = tuple(f"{kind}_{s}" for kind in HEAD_KINDS for s in GridConfig().strides)
+    missing = sorted(set(names) - set(model.output))
+    if missing:
+        raise SourceError(f"{path}: not a YuNet detector (no outputs {', '.join(missing)})")
+    meta = ModelMeta(
+        task="detect",
+        precision="",
+        input_size=size if size else (None, None),
+        labels=DETECTOR_LABELS,
+        channel_order="BGR",
+        thresholds={"confidence": yunet.DEFAULT_CONFIDENCE, "nms": yunet.DEFAULT_NMS},
+        family=yunet.FAMILY,
+        operating_point=dict(yunet.OPERATING_POINT),
+        grid=GridConfig(),
+        sources={path.name: file_digest(path)},
+        edgemask_version=__version__,
+    )
+    h, w = size if size else (None, None)
+    return ExportSource("yunet", model, meta, (1, h, w, 3), names)
 
 
 def load_classifier(path: str | os.PathLike) -> ExportSource:
@@ -112,7 +144,7 @@ def classifier_source(model: Any, path: Path) -> ExportSource:
     shape = tuple(model.input_shape) if not isinstance(model.input_shape, list) else None
     if shape is None or len(shape) != 4 or shape[3] != 3 or shape[1] is None or shape[1] != shape[2]:
         raise SourceError(f"{path}: expected one square (size, size, 3) image input, got {model.input_shape}")
-    if isinstance(model.output_shape, list) or tuple(model.output_shape)[1:] != (len(edgemask.LABELS),):
+    if isinstance(model.output_shape, list) or tuple(model.output_shape)[1:] != (len(LABELS),):
         raise SourceError(f"{path}: expected 2 outputs (with_mask, without_mask), got {model.output_shape}")
     size = int(shape[1])
     probe = np.random.default_rng(0).integers(0, 256, (2, size, size, 3)).astype(np.float32)
@@ -124,14 +156,15 @@ def classifier_source(model: Any, path: Path) -> ExportSource:
         task="classify",
         precision="",
         input_size=(size, size),
-        labels=edgemask.LABELS,
+        labels=LABELS,
+        family="mobilenetv2",
         channel_order="RGB",
         mean=mean,
         scale=scale,
         sources={path.name: file_digest(path)},
-        edgemask_version=edgemask.__version__,
+        edgemask_version=__version__,
     )
-    return ExportSource(CLASSIFIER, model, meta, (None, size, size, 3), ("probs",))
+    return ExportSource("classifier", model, meta, (None, size, size, 3), ("probs",))
 
 
 def rescaling_of(model: Any) -> tuple[tuple[float, ...], float]:

@@ -13,9 +13,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from edgemask.metadata import ModelMeta, append_tflite_metadata
-from export.calibration import Calibration
-from export.sources import ExportSource
+from edgemask.core.metadata import ModelMeta, append_tflite_metadata
+from edgemask.export.calibration import Calibration
+from edgemask.export.sources import ExportSource
 
 PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -150,6 +150,6 @@ def output_names(data: bytes, source: ExportSource) -> tuple[str, ...]:
 
 
 def write(data: bytes, path: Path, meta: ModelMeta) -> None:
-    """Write the flatbuffer with edgemask metadata appended (see :mod:`edgemask.metadata`)."""
+    """Write the flatbuffer with edgemask metadata appended (see :mod:`edgemask.core.metadata`)."""
     path.write_bytes(data)
     append_tflite_metadata(path, meta)

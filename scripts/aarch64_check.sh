@@ -290,7 +290,7 @@ RUN_ARGS=(--threads 1 --quiet --json)
 run_x86() {
     link_images "$WORKDIR/images" "$SCENES"
     (cd "$REPO" && PYTHONPATH=$REPO EDGEMASK_ASSETS=$ASSETS EDGEMASK_MODELS=$MODELS "$HOST_PY" -c \
-        'import sys; from edgemask.cli import main; sys.exit(main())' \
+        'import sys; from edgemask.app.cli import main; sys.exit(main())' \
         --source "$WORKDIR/images" "${RUN_ARGS[@]}") >"$OUT/x86_64.json"
 }
 

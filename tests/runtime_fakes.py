@@ -11,7 +11,7 @@ from typing import ClassVar
 import cv2
 import numpy as np
 
-from edgemask.pipeline import Face, Timings
+from edgemask.core.pipeline import Face, Timings
 
 CODE_BITS = 8
 CODE_CELL = 16

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from edgemask.backends import BackendError, dequantize, load_backend, quantize
+from edgemask.core.backends import BackendError, dequantize, load_backend, quantize
 
 
 @given(

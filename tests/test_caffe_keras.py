@@ -7,9 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edgemask.imageio import list_images, read_image
-from export.caffe_proto import CaffeFormatError, parse_prototxt, read_caffemodel
-from export.sources import CAFFE_MEAN
+from edgemask.core.imageio import list_images, read_image
+from edgemask.export.caffe_proto import CaffeFormatError, parse_prototxt, read_caffemodel
+from edgemask.export.sources import CAFFE_MEAN
 
 pytestmark = pytest.mark.tf
 pytest.importorskip("tensorflow")
@@ -17,9 +17,9 @@ pytest.importorskip("tensorflow")
 
 @pytest.fixture(scope="module")
 def keras_ssd(res10):
-    from export.sources import load_detector
+    from edgemask.export.sources import load_res10
 
-    return load_detector(*res10)
+    return load_res10(*res10)
 
 
 @pytest.mark.parametrize("size", [(300, 300), (333, 451)])
@@ -40,7 +40,7 @@ def test_keras_graph_matches_opencv_forward(keras_ssd, res10, scenes_dir, size) 
 
 
 def test_prototxt_that_does_not_fit_the_weights(res10) -> None:
-    from export.caffe_to_keras import build_caffe_ssd
+    from edgemask.export.caffe_to_keras import build_caffe_ssd
 
     text = res10[0].read_text().replace("num_output: 32", "num_output: 48", 1)
     weights = read_caffemodel(res10[1])
@@ -53,8 +53,8 @@ def test_prototxt_that_does_not_fit_the_weights(res10) -> None:
 
 def test_ceil_mode_pooling_and_dilation_on_odd_sizes() -> None:
     """A tiny hand-made net: conv (dilation 2) -> ReLU -> Caffe max pool (ceil) -> heads, vs OpenCV."""
-    from export.caffe_proto import CaffeLayerWeights
-    from export.caffe_to_keras import build_caffe_ssd
+    from edgemask.export.caffe_proto import CaffeLayerWeights
+    from edgemask.export.caffe_to_keras import build_caffe_ssd
 
     rng = np.random.default_rng(0)
     conv_w = rng.normal(size=(4, 3, 3, 3)).astype(np.float32)
@@ -111,7 +111,7 @@ def test_dilated_convolution_converts_to_one_tflite_op(tmp_path) -> None:
     import keras
     import tensorflow as tf
 
-    from export.caffe_to_keras import conv2d
+    from edgemask.export.caffe_to_keras import conv2d
 
     rng = np.random.default_rng(1)
     image = keras.Input(shape=(None, None, 3), batch_size=1)

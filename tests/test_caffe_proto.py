@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from edgemask import assets
-from export.caffe_proto import (
+from edgemask.export.caffe_proto import (
     CaffeFormatError,
     parse_caffemodel,
     parse_prototxt,

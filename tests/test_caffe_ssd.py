@@ -7,11 +7,11 @@ import cv2
 import numpy as np
 import pytest
 
-from edgemask.imageio import list_images, read_image
-from edgemask.ssd import detection_output, feature_map_size, prior_boxes
-from export.caffe_net import ssd_config
-from export.caffe_proto import CaffeFormatError, parse_prototxt, read_prototxt
-from export.sources import CAFFE_MEAN
+from edgemask.core.imageio import list_images, read_image
+from edgemask.core.ops.ssd import detection_output, feature_map_size, prior_boxes
+from edgemask.export.caffe_net import ssd_config
+from edgemask.export.caffe_proto import CaffeFormatError, parse_prototxt, read_prototxt
+from edgemask.export.sources import CAFFE_MEAN
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from runtime_fakes import FakeCapture, FakePicamera2, read_index
 
-from edgemask.camera import (
+from edgemask.app.camera import (
     Backoff,
     CameraError,
     LatestFrameReader,
@@ -16,7 +16,7 @@ from edgemask.camera import (
     open_capture,
     parse_picamera,
 )
-from edgemask.sources import LiveStream, open_live
+from edgemask.app.sources import LiveStream, open_live
 
 
 class RecordingSleep:

@@ -15,13 +15,14 @@ import pytest
 from runtime_fakes import FakeCapture, FakePicamera2, FakePipeline, read_index, write_video
 from test_sources import scene_images, write_bad_and_odd_images
 
-from edgemask import cli
-from edgemask.camera import CameraError
-from edgemask.cli import main
-from edgemask.detector import DEFAULT_SMALL_FACE_SIZE
+from edgemask.app import cli
+from edgemask.app.camera import CameraError
+from edgemask.app.cli import main
+from edgemask.app.models import MODELS_ENV, model_dirs, resolve_model
 
 JSON_KEYS = {"source", "frame", "width", "height", "faces", "ms"}
 FACE_KEYS = {"box", "label", "score", "face_score"}
+LANDMARK_KEY = "landmarks"
 
 
 def run(argv: list[str], pipeline: FakePipeline | None = None) -> int:
@@ -39,7 +40,9 @@ def check_json_lines(stdout: str) -> list[dict]:
         assert set(r["ms"]) == {"detect", "classify", "total"}
         assert all(isinstance(v, float) for v in r["ms"].values())
         for face in r["faces"]:
-            assert set(face) == FACE_KEYS
+            assert set(face) - {LANDMARK_KEY} == FACE_KEYS
+            if LANDMARK_KEY in face:
+                assert len(face[LANDMARK_KEY]) == 5 and all(len(xy) == 2 for xy in face[LANDMARK_KEY])
             x1, y1, x2, y2 = face["box"]
             assert all(isinstance(v, int) for v in face["box"])
             assert 0 <= x1 < x2 <= r["width"] and 0 <= y1 < y2 <= r["height"]
@@ -98,37 +101,56 @@ def test_json_lines_for_a_folder_of_awkward_images(tmp_path: Path, scenes_dir: P
 
 
 def test_missing_model_names_the_file_and_the_fix(tmp_path: Path, monkeypatch, capsys) -> None:
-    monkeypatch.setenv(cli.MODELS_ENV, str(tmp_path))
+    monkeypatch.setenv(MODELS_ENV, str(tmp_path))
     (tmp_path / "a.jpg").write_bytes(b"")
     assert main(["--source", str(tmp_path / "a.jpg")]) == 2
     err = capsys.readouterr().err
-    assert str(tmp_path / "face_detector_int8.tflite") in err and "edgemask-export" in err
-    assert main(["--source", str(tmp_path / "a.jpg"), "--backend", "onnx"]) == 2
-    assert "face_detector_int8.onnx" in capsys.readouterr().err
+    assert str(tmp_path / "face_detector_yunet_int8.tflite") in err and "edgemask-export" in err
+    assert main(["--source", str(tmp_path / "a.jpg"), "--backend", "onnx", "--detector", "res10"]) == 2
+    assert "face_detector_res10_int8.onnx" in capsys.readouterr().err
+    assert main(["--source", str(tmp_path / "a.jpg"), "--detector", str(tmp_path / "mine.tflite")]) == 2
+    assert f"detector model not found: {tmp_path / 'mine.tflite'}" in capsys.readouterr().err
 
 
 def test_models_env_overrides_the_repo_folder(tmp_path: Path, monkeypatch) -> None:
     (tmp_path / "mask_classifier_int8.onnx").write_bytes(b"x")
-    monkeypatch.setenv(cli.MODELS_ENV, str(tmp_path))
-    assert (
-        cli.resolve_model(None, "mask_classifier_int8.onnx", "classifier")
-        == tmp_path / "mask_classifier_int8.onnx"
-    )
-    monkeypatch.delenv(cli.MODELS_ENV)
-    assert cli.model_dirs()[0] == Path(cli.__file__).resolve().parent.parent / "models"
+    monkeypatch.setenv(MODELS_ENV, str(tmp_path))
+    assert resolve_model("classifier", "onnx", "classifier") == tmp_path / "mask_classifier_int8.onnx"
+    monkeypatch.delenv(MODELS_ENV)
+    assert model_dirs()[0] == Path(cli.__file__).resolve().parents[2] / "models"
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--threads", "0"),
+        ("--margin", "-5"),
+        ("--margin", "5"),
+        ("--min-face", "-1"),
+        ("--max-frames", "0"),
+        ("--detector-size", "1"),
+        ("--small-face-size", "10"),
+        ("--conf", "1.5"),
+        ("--retries", "-1"),
+        ("--camera-size", "big"),
+    ],
+)
+def test_out_of_range_options_are_refused_by_the_parser(flag: str, value: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.build_parser().parse_args(["--camera", "0", flag, value])
+    assert exit_info.value.code == 2
+    assert f"argument {flag}" in capsys.readouterr().err
 
 
 def test_size_options() -> None:
-    assert cli.parse_size("300") == (300, 300)
-    assert cli.parse_size("640x480") == (640, 480)
-    with pytest.raises(Exception, match="WIDTHxHEIGHT"):
-        cli.parse_size("big")
     args = cli.build_parser().parse_args(
         ["--camera", "0", "--detector-size", "480", "--small-face-size", "off"]
     )
-    assert (args.detector_size, args.small_face_size) == (480, None)
-    defaults = cli.build_parser().parse_args(["--camera", "0"])
-    assert (defaults.detector_size, defaults.small_face_size) == (None, DEFAULT_SMALL_FACE_SIZE)
+    options = cli.pipeline_options(args)
+    assert (options.detector.size, options.detector.small_face_size) == (480, 0)
+    defaults = cli.pipeline_options(cli.build_parser().parse_args(["--camera", "0"]))
+    assert (defaults.detector.size, defaults.detector.small_face_size) == (None, None)
+    assert (defaults.margin, defaults.min_face) == (0.1, 4)
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["--camera", "0", "--detector-size", "640x480"])
 
@@ -284,7 +306,7 @@ def flaky_camera(monkeypatch, first_frames: int) -> list[str]:
             raise CameraError(f"camera {spec} cannot be opened")
         return FakeCapture(first_frames, period=0.002)
 
-    monkeypatch.setattr("edgemask.sources.open_capture", open_capture)
+    monkeypatch.setattr("edgemask.app.sources.open_capture", open_capture)
     return opened
 
 
@@ -304,7 +326,7 @@ def test_camera_that_cannot_be_opened_exits_2(monkeypatch, capsys) -> None:
     def refuse(spec, size=None, picamera2_cls=None):
         raise CameraError(f"camera {spec} cannot be opened")
 
-    monkeypatch.setattr("edgemask.sources.open_capture", refuse)
+    monkeypatch.setattr("edgemask.app.sources.open_capture", refuse)
     assert run(["--camera", "3"]) == 2
     assert "error: camera 3 cannot be opened" in capsys.readouterr().err
 
@@ -316,7 +338,7 @@ def test_picam_without_picamera2_exits_2(monkeypatch, capsys) -> None:
 
 
 def test_picam_through_the_cli_with_a_stand_in(monkeypatch, capsys) -> None:
-    monkeypatch.setattr("edgemask.camera.load_picamera2", lambda: FakePicamera2)
+    monkeypatch.setattr("edgemask.app.camera.load_picamera2", lambda: FakePicamera2)
     assert run(["--camera", "picam", "--camera-size", "320x240", "--json", "--max-frames", "3"]) == 0
     records = check_json_lines(capsys.readouterr().out)
     assert len(records) == 3
@@ -344,7 +366,7 @@ def test_max_frames_and_live_video_saving(monkeypatch, tmp_path: Path, capsys) -
 SLOW_RUN = """
 import sys, time
 from runtime_fakes import FakePipeline
-from edgemask.cli import main
+from edgemask.app.cli import main
 
 class Slow(FakePipeline):
     def infer(self, image):

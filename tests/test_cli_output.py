@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from runtime_fakes import read_index, stamp_index
 
-from edgemask import display
-from edgemask.draw import COLORS, annotate
-from edgemask.pipeline import Face
-from edgemask.recording import VideoSaver
-from edgemask.sources import Frame
+from edgemask.app import display
+from edgemask.app.draw import COLORS, annotate
+from edgemask.app.recording import VideoSaver
+from edgemask.app.sources import Frame
+from edgemask.core.pipeline import Face
 
 
 def test_annotate_draws_coloured_boxes_on_a_copy() -> None:

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from edgemask.detection_metrics import (
+from edgemask.evaluation.detection_metrics import (
     FP,
     IGNORE,
     IGNORED,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgemask.detector import (
+from edgemask.core.detectors.res10 import (
     DEFAULT_INPUT_SIZE,
     PAIRED_INPUT_SIZE,
     SIZE_STEP,

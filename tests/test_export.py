@@ -9,14 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgemask import LABELS
 from edgemask.assets import file_digest
-from edgemask.classifier import MaskClassifier
-from edgemask.detector import FaceDetector
-from edgemask.imageio import list_images, read_image
-from edgemask.metadata import read_metadata
-from export.cli import main
-from export.sources import DETECTOR_CONFIDENCE
+from edgemask.core.classifier import MaskClassifier
+from edgemask.core.detectors import Res10Detector
+from edgemask.core.detectors.res10 import DEFAULT_CONFIDENCE, OPERATING_POINT
+from edgemask.core.formats import VARIANTS
+from edgemask.core.imageio import list_images, read_image
+from edgemask.core.metadata import read_metadata
+from edgemask.export.cli import main
+from edgemask.labels import LABELS
 
 pytestmark = pytest.mark.tf
 pytest.importorskip("tensorflow")
@@ -52,10 +53,10 @@ def test_classifier_exports_in_every_format(tmp_path: Path, scenes_dir: Path) ->
     out = tmp_path / "models"
     args = ["--models", "classifier", "--int8", "--classifier", str(keras_file), "--out", str(out)]
     code = main([*args, *QUICK])
-    report = {p.name for p in out.iterdir()}
-    for name in ("mask_classifier_fp32.tflite", "mask_classifier_fp16.tflite", "mask_classifier_fp32.onnx"):
-        assert name in report  # float files always agree with Keras
-    assert code == (0 if len(report) == 5 else 1)
+    report = sorted(p.name for p in out.iterdir())
+    # Every file of the formats table, int8 too: the stand-in's answer survives quantization.
+    assert report == sorted(f"mask_classifier_{v.precision}.{v.format}" for v in VARIANTS)
+    assert code == 0
     assert not leftovers(out)
     for path in sorted(out.iterdir()):
         meta = read_metadata(path)
@@ -76,15 +77,17 @@ def test_classifier_exports_in_every_format(tmp_path: Path, scenes_dir: Path) ->
 
 
 def test_detector_exports_run_and_match_opencv(tmp_path: Path, res10, scenes_dir: Path) -> None:
-    from export.caffe_net import ssd_config
-    from export.caffe_proto import read_prototxt
+    from edgemask.export.caffe_net import ssd_config
+    from edgemask.export.caffe_proto import read_prototxt
 
     out = tmp_path / "models"
-    args = ["--models", "detector", "--precisions", "fp32", "int8", "--gate-sizes", "160x120"]
+    args = ["--models", "res10", "--precisions", "fp32", "int8"]
     code = main([*args, "--out", str(out), *QUICK])
     names = sorted(p.name for p in out.iterdir())
-    assert {"face_detector_fp32.tflite", "face_detector_fp32.onnx"} <= set(names)  # strict parity passed
-    assert code == (0 if len(names) == 4 else 1)
+    assert names == sorted(
+        f"face_detector_res10_{p}.{f}" for f in ("onnx", "tflite") for p in ("fp32", "int8")
+    )
+    assert code == 0
     ssd, _ = ssd_config(read_prototxt(res10[0]))
     image = read_image(list_images(scenes_dir / "images")[0])
     boxes = {}
@@ -94,26 +97,28 @@ def test_detector_exports_run_and_match_opencv(tmp_path: Path, res10, scenes_dir
         assert meta.ssd == ssd
         assert meta.sources == {p.name: file_digest(p) for p in res10}
         assert sorted(meta.outputs) == ["conf", "loc"]
-        assert meta.thresholds == {"confidence": DETECTOR_CONFIDENCE, "nms": 0.45}
+        assert meta.thresholds == {"confidence": DEFAULT_CONFIDENCE, "nms": 0.45}
+        assert (meta.family, meta.operating_point) == ("res10", OPERATING_POINT)
         if meta.precision == "int8":
             assert meta.extra["calibration"]["images"] == 8
-        detector = FaceDetector(path, conf_threshold=0.2, input_size=160, small_face_size=None)
+        detector = Res10Detector(path, conf_threshold=0.2, input_size=160, small_face_size=0)
         boxes[path.name] = detector.infer(image)
-    fp32 = boxes["face_detector_fp32.tflite"]
-    np.testing.assert_allclose(fp32, boxes["face_detector_fp32.onnx"], atol=1e-2)
+    fp32 = boxes["face_detector_res10_fp32.tflite"]
+    np.testing.assert_allclose(fp32, boxes["face_detector_res10_fp32.onnx"], atol=1e-2)
 
 
 def test_gate_refuses_a_broken_model_and_keeps_the_old_file(
     tmp_path: Path, monkeypatch, caplog, scenes_dir
 ) -> None:
-    import export.tflite
+
+    from edgemask.export import tflite as tflite_export
 
     keras_file = color_classifier(tmp_path / "standin.keras")
     out = tmp_path / "models"
     out.mkdir()
     old = out / "mask_classifier_fp32.tflite"
     old.write_bytes(b"the previous, verified model")
-    convert = export.tflite.convert
+    convert = tflite_export.convert
 
     def convert_swapped(source, precision, calibration=None, float_stem=0):
         """The bug being caught: an exporter that swaps the two classes."""
@@ -122,7 +127,7 @@ def test_gate_refuses_a_broken_model_and_keeps_the_old_file(
         swapped = keras.Model(source.model.input, source.model.output[:, ::-1])
         return convert(dataclasses.replace(source, model=swapped), precision, calibration, float_stem)
 
-    monkeypatch.setattr(export.tflite, "convert", convert_swapped)
+    monkeypatch.setattr(tflite_export, "convert", convert_swapped)
     args = ["--models", "classifier", "--formats", "tflite", "--precisions", "fp32"]
     code = main([*args, "--classifier", str(keras_file), "--out", str(out), *QUICK])
     assert code == 1
@@ -133,9 +138,9 @@ def test_gate_refuses_a_broken_model_and_keeps_the_old_file(
 
 
 def test_int8_that_fails_falls_back_to_a_float_stem(tmp_path: Path, monkeypatch, caplog, scenes_dir) -> None:
-    import export.run
+    from edgemask.export import run as export_run
 
-    real_check = export.run.check_classifier
+    real_check = export_run.check_classifier
 
     def full_integer_fails(path, label, reference):
         check = real_check(path, label, reference)
@@ -143,7 +148,7 @@ def test_int8_that_fails_falls_back_to_a_float_stem(tmp_path: Path, monkeypatch,
             check.failures.append("pretend the full-integer file disagrees with Keras")
         return check
 
-    monkeypatch.setattr(export.run, "check_classifier", full_integer_fails)
+    monkeypatch.setattr(export_run, "check_classifier", full_integer_fails)
     keras_file = color_classifier(tmp_path / "standin.keras")
     out = tmp_path / "models"
     args = ["--models", "classifier", "--precisions", "int8", "--classifier", str(keras_file)]
@@ -178,7 +183,7 @@ def bad_inputs(tmp_path: Path, res10) -> dict[str, tuple[list[str], str]]:
 def test_bad_detector_input_is_named_and_nothing_is_written(tmp_path: Path, res10, caplog, case: str) -> None:
     flags, named = bad_inputs(tmp_path, res10)[case]
     out = tmp_path / "models"
-    assert main(["--models", "detector", "--formats", "onnx", "--out", str(out), *flags]) == 2
+    assert main(["--models", "res10", "--formats", "onnx", "--out", str(out), *flags]) == 2
     assert named in caplog.text
     assert not out.exists() or not any(out.iterdir())
 

@@ -7,13 +7,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from export.cli import build_parser, parse_size, plan_jobs
-from export.gate import Matching
-from export.staging import install, staged
+from edgemask.argtypes import size_hw
+from edgemask.core.detectors import Detections
+from edgemask.core.formats import FORMATS, MODELS
+from edgemask.export.cli import build_parser, plan_jobs
+from edgemask.export.gate import Matching
+from edgemask.export.staging import install, staged
 
 
-def dets(*rows: tuple[float, float, float, float, float]) -> np.ndarray:
-    return np.array(rows, np.float32).reshape(-1, 5)
+def dets(*rows: tuple[float, ...]) -> Detections:
+    """Rows ``[x1, y1, x2, y2, score]``, or with ten landmark coordinates after the score."""
+    a = np.array(rows, np.float32).reshape(len(rows), -1) if rows else np.zeros((0, 5), np.float32)
+    return Detections(a[:, :4], a[:, 4], a[:, 5:] if a.shape[1] > 5 else None)
 
 
 def test_matching_strict_parity_counts_errors() -> None:
@@ -44,19 +49,27 @@ def test_matching_with_nothing_to_find_is_perfect_recall() -> None:
     assert (m.required, m.recall, m.extra) == (0, 1.0, 1)
 
 
-def test_parse_size_is_width_by_height() -> None:
-    assert parse_size("300") == (300, 300)
-    assert parse_size("480x360") == (360, 480)
+def test_matching_measures_landmark_error() -> None:
+    m = Matching()
+    lm = tuple(float(v) for v in range(10))
+    moved = tuple(v + (1.5 if k == 7 else 0.0) for k, v in enumerate(lm))
+    m.add(dets((0, 0, 20, 20, 0.9, *lm)), dets((0, 0, 20, 20, 0.9, *moved)), threshold=0.5, slack=1e-3)
+    assert (m.found, m.landmark_error) == (1, 1.5)
+
+
+def test_size_hw_is_height_by_width() -> None:
+    assert size_hw("300") == (300, 300)
+    assert size_hw("480x360") == (360, 480)
     for bad in ("abc", "10x10", "1x2x3"):
         with pytest.raises(Exception, match="bad size"):
-            parse_size(bad)
+            size_hw(bad)
 
 
 def test_int8_flag_adds_int8_and_onnx_has_no_fp16() -> None:
     args = build_parser().parse_args(["--int8"])
     jobs = {(j.model, j.format, j.precision) for j in plan_jobs(args)}
-    assert len(jobs) == 2 * (3 + 2)
-    assert ("detector", "onnx", "fp16") not in jobs
+    assert len(jobs) == len(MODELS) * sum(len(f.precisions) for f in FORMATS.values()) == 3 * (3 + 2)
+    assert ("yunet", "onnx", "fp16") not in jobs
     assert ("classifier", "tflite", "int8") in jobs
     flags = ["--models", "classifier", "--formats", "onnx", "--precisions", "int8"]
     narrow = build_parser().parse_args(flags)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgemask.metadata import (
+from edgemask.core.metadata import (
     METADATA_KEY,
     MetadataError,
     ModelMeta,
@@ -81,7 +81,7 @@ def tiny_onnx(path: Path, meta: ModelMeta | None) -> None:
 
 def test_onnx_metadata_and_backend_run(tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
-    from edgemask.backends import load_backend
+    from edgemask.core.backends import load_backend
 
     path = tmp_path / "tiny.onnx"
     tiny_onnx(path, META)
@@ -95,7 +95,7 @@ def test_onnx_metadata_and_backend_run(tmp_path: Path) -> None:
 
 def test_onnx_without_metadata_is_refused(tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
-    from edgemask.backends import load_backend
+    from edgemask.core.backends import load_backend
 
     path = tmp_path / "foreign.onnx"
     tiny_onnx(path, None)

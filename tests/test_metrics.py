@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from edgemask.metrics import (
+from edgemask.evaluation.metrics import (
     classification_metrics,
     confusion_matrix,
     format_confusion,

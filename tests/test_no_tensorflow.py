@@ -4,12 +4,14 @@ subprocess where importing tensorflow (or Keras) fails, and afterwards none of t
 from __future__ import annotations
 
 import os
+import pkgutil
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
-from edgemask.cli import MODEL_FILES, model_dirs
+from edgemask.app.models import model_dirs
+from edgemask.core.formats import DEFAULT_DETECTOR, DEFAULT_VARIANT
 
 BLOCKER = '''
 import sys
@@ -29,26 +31,27 @@ class BlockTensorFlow:
 sys.meta_path.insert(0, BlockTensorFlow())
 '''
 
-RUNTIME_MODULES = (
-    "edgemask",
-    "edgemask.assets",
-    "edgemask.backends",
-    "edgemask.camera",
-    "edgemask.classifier",
-    "edgemask.cli",
-    "edgemask.detector",
-    "edgemask.display",
-    "edgemask.draw",
-    "edgemask.imageio",
-    "edgemask.metadata",
-    "edgemask.outfiles",
-    "edgemask.pipeline",
-    "edgemask.preprocess",
-    "edgemask.recording",
-    "edgemask.sorting",
-    "edgemask.sources",
-    "edgemask.ssd",
-)
+OFFLINE = ("edgemask.training", "edgemask.export", "edgemask.evaluation")
+"""The packages that may need TensorFlow (behind the train/export/bench extras); everything else is the
+runtime a device installs."""
+
+
+def runtime_modules() -> list[str]:
+    """Every module of the installed package outside :data:`OFFLINE`, found by walking it."""
+    import edgemask
+
+    names = ["edgemask"]
+    for info in pkgutil.walk_packages(edgemask.__path__, "edgemask."):
+        if not info.name.startswith(OFFLINE):
+            names.append(info.name)
+    return names
+
+
+def test_the_runtime_module_list_covers_core_and_app() -> None:
+    names = set(runtime_modules())
+    assert {"edgemask.core.pipeline", "edgemask.core.detectors.yunet", "edgemask.app.runner"} <= names
+    assert not any(n.startswith(OFFLINE) for n in names)
+
 
 SCRIPT = """
 import importlib, io, json, sys
@@ -64,7 +67,7 @@ else:
 for name in {modules!r}:
     importlib.import_module(name)
 
-from edgemask.cli import main
+from edgemask.app.cli import main
 from runtime_fakes import FakePipeline
 
 images = {images!r}
@@ -88,9 +91,10 @@ def test_runtime_and_cli_never_import_tensorflow(tmp_path: Path, scenes_dir: Pat
     folder.mkdir()
     for p in images:
         (folder / Path(p).name).symlink_to(p)
-    found = [d for d in model_dirs() if all((d / name).is_file() for name in MODEL_FILES["tflite"])]
+    needed = [DEFAULT_VARIANT.path(Path(), m) for m in (DEFAULT_DETECTOR, "classifier")]
+    found = [d for d in model_dirs() if all((d / name).is_file() for name in needed)]
     real = bool(found)
-    script = SCRIPT.format(modules=RUNTIME_MODULES, images=images, real=real, folder=str(folder))
+    script = SCRIPT.format(modules=runtime_modules(), images=images, real=real, folder=str(folder))
     tests_dir = Path(__file__).resolve().parent
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(tests_dir)])}
     if found:  # the subprocess runs elsewhere: name the models folder found here

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from edgemask.preprocess import clamp_box, classifier_input, crop, expand_box, resize, to_bgr8
+from edgemask.core.ops.boxes import clamp_box, crop, expand_box
+from edgemask.core.ops.image import classifier_input, resize, to_bgr8
 
 shapes = st.tuples(st.integers(1, 64), st.integers(1, 64))
 

@@ -11,10 +11,10 @@ import pytest
 from runtime_fakes import FakePipeline
 from test_sources import write_bad_and_odd_images
 
-from edgemask.cli import main
-from edgemask.outfiles import inside, safe_name, write_new
-from edgemask.pipeline import Face
-from edgemask.sorting import FIELDS, MANIFEST, FaceSorter, read_done
+from edgemask.app.cli import main
+from edgemask.app.outfiles import inside, safe_name, write_new
+from edgemask.app.sorting import FIELDS, MANIFEST, FaceSorter, read_done
+from edgemask.core.pipeline import Face
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 from runtime_fakes import read_index, stamp_index, write_video
 
-from edgemask.camera import Backoff
-from edgemask.sources import (
+from edgemask.app.camera import Backoff
+from edgemask.app.sources import (
     ALREADY_DONE,
     NOT_AN_IMAGE,
     UNDECODABLE,

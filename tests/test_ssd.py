@@ -9,15 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from edgemask.metadata import PriorHead, SSDConfig
-from edgemask.ssd import (
+from edgemask.core.metadata import PriorHead, SSDConfig
+from edgemask.core.ops.boxes import iou, nms
+from edgemask.core.ops.ssd import (
     decode_boxes,
     detection_output,
     feature_map_size,
     head_aspect_ratios,
     head_priors,
-    iou,
-    nms,
     prior_boxes,
 )
 

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from edgemask import LABELS
 from edgemask.assets import AssetError, dataset
+from edgemask.labels import LABELS
 
 pytest.importorskip("tensorflow")
 pytestmark = [pytest.mark.tf, pytest.mark.slow]

@@ -7,7 +7,15 @@ import numpy as np
 import pytest
 
 from edgemask.assets import AssetError, dataset
-from edgemask.voc import VocError, face_boxes, iter_face_crops, iter_scenes, parse_annotation
+from edgemask.evaluation.voc import (
+    SCENE_SKIPS,
+    VocError,
+    iter_face_crops,
+    iter_scenes,
+    load_scenes,
+    parse_annotation,
+)
+from edgemask.labels import IGNORE
 
 XML = """<annotation><folder>images</folder><filename>{name}</filename>
 <size><width>40</width><height>30</height><depth>3</depth></size>
@@ -54,8 +62,38 @@ def test_margin_grows_and_clamps(scenes):
     assert crops[1].box == (0, 15, 12, 30)  # clamped at left and bottom
 
 
-def test_face_boxes_without_objects():
-    assert face_boxes((), 0.1, 10, 10).shape == (0, 4)
+def test_scene_loader_keeps_classes_labels_and_ignores_the_third_class(scenes):
+    folder, image = scenes
+    (scene,) = load_scenes(folder)
+    assert scene.classes == ("with_mask", "mask_weared_incorrect")
+    assert scene.labels.tolist() == [0, IGNORE]
+    np.testing.assert_array_equal(scene.boxes, [[10, 5, 20, 15], [0, 20, 8, 30]])
+    assert np.array_equal(scene.image, image)
+
+
+BAD_BOXES = """<annotation><filename>c.png</filename>
+<size><width>40</width><height>30</height><depth>3</depth></size>
+<object><name>with_mask</name><bndbox><xmin>30</xmin><ymin>20</ymin><xmax>60</xmax><ymax>50</ymax></bndbox></object>
+<object><name>without_mask</name><bndbox><xmin>5</xmin><ymin>5</ymin><xmax>5</xmax><ymax>9</ymax></bndbox></object>
+<object><name>without_mask</name><bndbox><xmin>50</xmin><ymin>5</ymin><xmax>60</xmax><ymax>9</ymax></bndbox></object>
+<object><name>hat</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>9</xmax><ymax>9</ymax></bndbox></object>
+</annotation>"""
+
+
+def test_bad_boxes_and_unknown_classes_are_skipped_counted_and_clipped(scenes):
+    folder, _ = scenes
+    (folder / "annotations" / "a.xml").unlink()
+    cv2.imwrite(str(folder / "images" / "c.png"), np.zeros((30, 40, 3), np.uint8))
+    (folder / "annotations" / "c.xml").write_text(BAD_BOXES)
+    before = SCENE_SKIPS.copy()
+    with pytest.warns(UserWarning) as caught:
+        (scene,) = load_scenes(folder)
+    # The box reaching past the corner is clipped to the image; the zero-width box, the box entirely
+    # outside and the unknown class are skipped, each with a warning and a count.
+    np.testing.assert_array_equal(scene.boxes, [[30, 20, 40, 30]])
+    assert len(caught) == 3
+    gained = SCENE_SKIPS - before
+    assert gained == {"box without area in the image": 2, "unknown class": 1}
 
 
 def test_broken_annotation_and_missing_image_are_skipped_with_warning(scenes):

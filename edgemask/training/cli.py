@@ -213,7 +213,7 @@ def eval_main(argv: list[str] | None = None) -> int:
     if not args.data and not args.voc:
         print("edgemask-eval: error: give at least one --data or --voc folder", file=sys.stderr)
         return 2
-    from edgemask.metrics import format_confusion, format_report, save_confusion_png
+    from edgemask.evaluation.metrics import format_confusion, format_report, save_confusion_png
     from edgemask.training.evaluate import evaluate_folder, evaluate_voc, load_classifier
 
     try:

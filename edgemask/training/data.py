@@ -1,8 +1,8 @@
 """Labelled face-crop folders -> uint8 arrays, read exactly as the runtime reads them (no TensorFlow).
 
 A data folder holds ``with_mask/`` and ``without_mask/``, or ``train/``, ``val/``, ``test/`` splits of
-them. Every image goes through :func:`edgemask.imageio.read_image` and
-:func:`edgemask.preprocess.classifier_input`, so training sees the runtime's pixels. Unreadable files are
+them. Every image goes through :func:`edgemask.core.imageio.read_image` and
+:func:`edgemask.core.ops.image.classifier_input`, so training sees the runtime's pixels. Unreadable files are
 skipped with a warning and counted; missing or empty class folders are an error raised before training.
 """
 
@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from edgemask import LABELS
-from edgemask.imageio import ImageError, list_images, read_image
-from edgemask.preprocess import classifier_input, resize
+from edgemask.core.imageio import ImageError, list_images, read_image
+from edgemask.core.ops.image import classifier_input, resize
+from edgemask.labels import LABELS
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")

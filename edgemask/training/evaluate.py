@@ -1,7 +1,7 @@
 """Evaluate any classifier file on labelled crop folders or on ground-truth crops of VOC scenes.
 
 Model files: ``.keras`` (this project's Keras model; pixels via ``classifier_input``), ``.tflite`` /
-``.onnx`` (exported, through the runtime's :class:`edgemask.classifier.MaskClassifier`), and ``.h5`` /
+``.onnx`` (exported, through the runtime's :class:`edgemask.core.classifier.MaskClassifier`), and ``.h5`` /
 ``.model`` (legacy Keras-2 HDF5 such as the PyImageSearch peer: read with ``tf_keras``, pixels scaled to
 [-1, 1] outside the model, as that recipe does).
 """
@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from edgemask import LABELS
-from edgemask.imageio import ImageError, read_image
-from edgemask.metrics import classification_metrics
-from edgemask.preprocess import classifier_input
+from edgemask.core.imageio import ImageError, read_image
+from edgemask.core.ops.image import classifier_input
+from edgemask.evaluation.metrics import classification_metrics
+from edgemask.evaluation.voc import iter_face_crops
+from edgemask.labels import LABELS
 from edgemask.training.data import class_files
-from edgemask.voc import iter_face_crops
 
 log = logging.getLogger(__name__)
 INCORRECT = "mask_weared_incorrect"
@@ -76,7 +76,7 @@ def load_classifier(path: str | os.PathLike):
     if suffix in (".h5", ".model"):
         return LegacyKerasClassifier(path)
     if suffix in (".tflite", ".onnx"):
-        from edgemask.classifier import MaskClassifier
+        from edgemask.core.classifier import MaskClassifier
 
         return MaskClassifier(path)
     raise ValueError(f"{path}: unsupported model type {suffix!r} (use .keras, .tflite, .onnx, .h5)")

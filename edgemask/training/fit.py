@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemask import LABELS
+from edgemask.labels import LABELS
 from edgemask.training.augment import AugmentConfig
 from edgemask.training.data import (
     DataError,

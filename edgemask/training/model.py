@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 
-from edgemask import LABELS
 from edgemask.assets import MOBILENET_V2_NO_TOP
+from edgemask.labels import LABELS
 
 BACKBONE_NAME = "mobilenetv2"
 

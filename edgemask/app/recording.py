@@ -1,6 +1,6 @@
 """Saving annotated results: still images into a folder (or one file), frames into a video file.
 
-Nothing is overwritten (see ``edgemask.outfiles``). Videos are opened lazily at the first frame (its size
+Nothing is overwritten (see ``edgemask.app.outfiles``). Videos are opened lazily at the first frame (its size
 fixes the video's) and must be closed to be playable: callers close them in ``finally`` so Ctrl-C and
 lost cameras still leave a finished file.
 """
@@ -14,8 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgemask.outfiles import inside, remove_if_empty, reserve_new, safe_name, write_image_new
-from edgemask.sources import Frame
+from edgemask.app.outfiles import inside, remove_if_empty, reserve_new, safe_name, write_image_new
+from edgemask.app.sources import Frame
 
 IMAGE_OUT_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 VIDEO_CODECS = {".mp4": "mp4v", ".avi": "MJPG"}

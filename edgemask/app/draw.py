@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from edgemask.pipeline import Face
+from edgemask.core.pipeline import Face
 
 COLORS = {"mask": (60, 180, 40), "no_mask": (40, 40, 220)}
 """BGR: green for masked, red for unmasked; other labels get grey."""

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from frame_result import FrameResult
 
-from edgemask.ssd import decode_boxes, nms
+from edgemask.core.ops.boxes import nms
+from edgemask.core.ops.ssd import decode_boxes
+from edgemask.evaluation.frame_result import FrameResult
 
 CAFFE_MEAN = (104.0, 177.0, 123.0)
 CLASSIC_BLOB = 300

@@ -5,7 +5,7 @@
 box, label, scores, crop file), or one row with an empty ``face`` for a source without faces. A source
 that appears in it is done and is skipped by the next run. The crops of a source are written first and
 its rows appended (and flushed to disk) after, so an interrupted run repeats at most the source it was
-on, and then :func:`~edgemask.outfiles.write_new` keeps both copies rather than overwriting.
+on, and then :func:`~edgemask.app.outfiles.write_new` keeps both copies rather than overwriting.
 """
 
 from __future__ import annotations
@@ -17,18 +17,18 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemask.outfiles import inside, safe_name, write_image_new
-from edgemask.pipeline import Face
-from edgemask.preprocess import clamp_box, crop, expand_box
+from edgemask.app.outfiles import inside, safe_name, write_image_new
+from edgemask.core.ops.boxes import crop, face_crop_boxes
+from edgemask.core.pipeline import Face
+from edgemask.labels import full_name
 
 MANIFEST = "manifest.csv"
 FIELDS = ("source", "face", "x1", "y1", "x2", "y2", "label", "score", "face_score", "crop")
-LABEL_DIRS = {"mask": "with_mask", "no_mask": "without_mask"}
 
 
 class FaceSorter:
-    """Writes face crops and manifest rows under ``out_dir``; ``margin`` grows each crop like the
-    pipeline's classifier input, so a crop shows what the classifier saw."""
+    """Writes face crops and manifest rows under ``out_dir``. A crop is exactly what the classifier saw
+    (``Face.crop``); faces without one are cropped by the same rule with ``margin``."""
 
     def __init__(self, out_dir: Path, margin: float = 0.1) -> None:
         self.out_dir = out_dir
@@ -42,7 +42,7 @@ class FaceSorter:
         return source in self.done
 
     def crop_path(self, source: str, label: str, k: int) -> Path:
-        folder = self.out_dir / LABEL_DIRS.get(label, safe_name(label))
+        folder = self.out_dir / full_name(label)
         folder.mkdir(exist_ok=True)
         return inside(folder, f"{safe_name(str(Path(source).with_suffix('')))}_face{k}.jpg")
 
@@ -51,7 +51,7 @@ class FaceSorter:
         h, w = image.shape[:2]
         rows, written = [], []
         for k, face in enumerate(faces):
-            box = clamp_box(expand_box(np.asarray(face.box, np.float32), self.margin), w, h)
+            box = face.crop if face.crop is not None else face_crop_boxes(face.box, self.margin, w, h)[0]
             path = write_image_new(self.crop_path(source, face.label, k), crop(image, box))
             written.append(path)
             rel = path.relative_to(self.out_dir).as_posix()

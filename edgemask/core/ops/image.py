@@ -37,29 +37,3 @@ def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def classifier_input(face_bgr: np.ndarray, size: int) -> np.ndarray:
     """A face crop as the classifier wants it: RGB uint8, ``size``×``size``. Normalization is in the model."""
     return cv2.cvtColor(resize(face_bgr, (size, size)), cv2.COLOR_BGR2RGB)
-
-
-def expand_box(box: np.ndarray, margin: float) -> np.ndarray:
-    """Grow ``[x1, y1, x2, y2]`` boxes by ``margin`` of their width/height on every side."""
-    box = np.asarray(box, dtype=np.float32)
-    w = box[..., 2] - box[..., 0]
-    h = box[..., 3] - box[..., 1]
-    d = np.stack([-w, -h, w, h], axis=-1) * margin
-    return box + d
-
-
-def clamp_box(box: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Integer pixel boxes inside a ``width``×``height`` image; x2 > x1 and y2 > y1 whenever the box
-    overlaps the image at all (a degenerate box gets one pixel)."""
-    box = np.asarray(box, dtype=np.float64)
-    x1 = np.clip(np.floor(box[..., 0]), 0, width - 1)
-    y1 = np.clip(np.floor(box[..., 1]), 0, height - 1)
-    x2 = np.clip(np.ceil(box[..., 2]), x1 + 1, width)
-    y2 = np.clip(np.ceil(box[..., 3]), y1 + 1, height)
-    return np.stack([x1, y1, x2, y2], axis=-1).astype(np.int64)
-
-
-def crop(image: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """The pixels of an already clamped integer box."""
-    x1, y1, x2, y2 = (int(v) for v in box)
-    return image[y1:y2, x1:x2]

@@ -2,7 +2,8 @@
 precision, AP per class and mAP at IoU 0.5, and the mask errors (FAR, FRR) on the faces that were found.
 
 The protocol is PASCAL VOC's: detections are taken best score first; each one is matched to the
-ground-truth box it overlaps most (IoU without VOC's +1 pixel, as :func:`edgemask.ssd.iou`). At IoU >= 0.5
+ground-truth box it overlaps most (IoU without VOC's +1 pixel, as
+:func:`edgemask.core.ops.boxes.iou`). At IoU >= 0.5
 that box makes it a true positive, unless the box was already taken (a duplicate: false positive) or is
 *ignored* (``mask_weared_incorrect``, VOC ``difficult``): then the detection is neither hit nor miss, and
 the ignored box is never a miss either. AP is the all-point interpolated area under the precision-recall
@@ -16,12 +17,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgemask import LABELS
-from edgemask.metrics import classification_metrics
-from edgemask.ssd import iou_matrix
+from edgemask.core.ops.boxes import iou_matrix
+from edgemask.evaluation.metrics import classification_metrics
+from edgemask.labels import IGNORE, LABELS
 
-IGNORE = -1
-"""Ground-truth label of a box that counts neither as hit nor as miss."""
 TP, FP, IGNORED = 1, 0, -1
 """Outcome of one detection."""
 SIZE_BINS = (("<16", 0.0, 16.0), ("16-32", 16.0, 32.0), (">=32", 32.0, float("inf")))

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from edgemask.backends import load_backend
-from edgemask.preprocess import classifier_input
+from edgemask.core.backends import load_backend
+from edgemask.core.ops.image import classifier_input
 
 
 class MaskClassifier:

@@ -1,6 +1,6 @@
 """One loader for every model file: the suffix picks the runtime (``.tflite`` → LiteRT, ``.onnx`` → ONNX
 Runtime), integer models are quantized on the way in and dequantized on the way out, and the metadata the
-exporter embedded comes back as :class:`~edgemask.metadata.ModelMeta`. Callers only see float arrays.
+exporter embedded comes back as :class:`~edgemask.core.metadata.ModelMeta`. Callers only see float arrays.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from edgemask.metadata import ModelMeta, read_onnx_metadata, read_tflite_metadata
+from edgemask.core.metadata import ModelMeta, read_onnx_metadata, read_tflite_metadata
 
 TFLITE_INTERPRETERS = (
     ("ai_edge_litert.interpreter", "Interpreter"),

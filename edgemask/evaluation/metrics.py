@@ -1,7 +1,7 @@
 """Classifier quality numbers in the project's terms: confusion, accuracy, per-class scores, FAR and FRR.
 
 Pure numpy so the runtime, benchmarks and tests can use it without TensorFlow. Class 0 is ``with_mask``
-(see :data:`edgemask.LABELS`). For a mask checker the two errors differ in cost, hence named rates:
+(see :data:`edgemask.labels.LABELS`). For a mask checker the two errors differ in cost, hence named rates:
 
 - FRR (false reject rate): masked faces called unmasked / masked faces.
 - FAR (false accept rate): unmasked faces called masked / unmasked faces.
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from edgemask import LABELS
+from edgemask.labels import LABELS
 
 MASKED, UNMASKED = 0, 1
 

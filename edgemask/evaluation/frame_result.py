@@ -6,14 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgemask import LABELS
-from edgemask.pipeline import LABEL_NAMES, Face
-
-LABEL_INDEX = {
-    **{name: i for i, name in enumerate(LABELS)},
-    **{v: LABELS.index(k) for k, v in LABEL_NAMES.items()},
-}
-"""Class name (``with_mask`` or the pipeline's ``mask``) → index into ``LABELS``."""
+from edgemask.core.pipeline import Face
+from edgemask.labels import LABELS, label_index
 
 
 @dataclass(frozen=True)
@@ -53,7 +47,7 @@ class FrameResult:
             return answer
         return cls.build(
             [f.box for f in answer],
-            [LABEL_INDEX[f.label] for f in answer],
+            [label_index(f.label) for f in answer],
             [f.score for f in answer],
             [f.face_score for f in answer],
         )

@@ -5,7 +5,7 @@ Inference is usually slower than a camera. Reading frames in the processing loop
 up (in OpenCV's buffer or the driver's), so results would lag further and further behind reality. The
 :class:`LatestFrameReader` instead drains the capture in its own thread and hands the consumer the newest
 frame only; frames in between are dropped on purpose. It also reconnects with bounded back-off when
-frames stop coming. Video *files* must not drop frames and do not use it (see ``edgemask.sources``).
+frames stop coming. Video *files* must not drop frames and do not use it (see ``edgemask.app.sources``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from edgemask.preprocess import to_bgr8
+from edgemask.core.ops.image import to_bgr8
 
 PICAMERA_PREFIX = "picam"
 PICAMERA_DEFAULT_SIZE = (640, 480)

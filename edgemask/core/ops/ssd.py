@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from edgemask.metadata import PriorHead, SSDConfig
+from edgemask.core.metadata import PriorHead, SSDConfig
+from edgemask.core.ops.boxes import nms
 
 
 def feature_map_size(size: int, chain: Sequence[Sequence]) -> int:
@@ -88,58 +89,6 @@ def decode_boxes(loc: np.ndarray, priors: np.ndarray, variances: Sequence[float]
     w = np.exp(variances[2] * loc[:, 2]) * pw
     h = np.exp(variances[3] * loc[:, 3]) * ph
     return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=-1)
-
-
-def box_area(boxes: np.ndarray) -> np.ndarray:
-    """Areas of ``[x1, y1, x2, y2]`` boxes; an inverted box has area 0."""
-    w = boxes[..., 2] - boxes[..., 0]
-    h = boxes[..., 3] - boxes[..., 1]
-    return np.where((w < 0) | (h < 0), 0.0, w * h)
-
-
-def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """Intersection over union of one box with many (Caffe's ``JaccardOverlap``, no +1 pixel)."""
-    x1 = np.maximum(box[0], boxes[:, 0])
-    y1 = np.maximum(box[1], boxes[:, 1])
-    x2 = np.minimum(box[2], boxes[:, 2])
-    y2 = np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    union = box_area(box) + box_area(boxes) - inter
-    return np.divide(inter, union, out=np.zeros_like(inter, dtype=np.float64), where=union > 0)
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``(len(a), len(b))`` IoUs."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    if len(b) == 0:
-        return np.zeros((len(a), 0))
-    return np.stack([iou(box, b) for box in a]) if len(a) else np.zeros((0, len(b)))
-
-
-def nms(
-    boxes: np.ndarray,
-    scores: np.ndarray,
-    iou_threshold: float,
-    score_threshold: float = 0.0,
-    top_k: int | None = None,
-) -> np.ndarray:
-    """Greedy NMS as Caffe's ``ApplyNMSFast``: indices of kept boxes, highest score first.
-
-    Candidates are the scores strictly above ``score_threshold`` (at most ``top_k``, stable order on ties);
-    a box is dropped when it overlaps a kept one by more than ``iou_threshold``.
-    """
-    scores = np.asarray(scores)
-    candidates = np.flatnonzero(scores > score_threshold)
-    order = candidates[np.argsort(-scores[candidates], kind="stable")]
-    if top_k is not None:
-        order = order[:top_k]
-    boxes = np.asarray(boxes, dtype=np.float64)
-    kept: list[int] = []
-    for i in order:
-        if not kept or np.all(iou(boxes[i], boxes[kept]) <= iou_threshold):
-            kept.append(int(i))
-    return np.asarray(kept, dtype=np.int64)
 
 
 def detection_output(

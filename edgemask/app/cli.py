@@ -1,7 +1,7 @@
 """``edgemask-run``: find faces and tell masked from unmasked in camera frames, streams, videos and images.
 
 This module parses options, finds the models and wires the parts together; the loop itself is in
-``edgemask.runner``. Exit codes: 0 done (also after Ctrl-C), 1 nothing could be processed
+``edgemask.app.runner``. Exit codes: 0 done (also after Ctrl-C), 1 nothing could be processed
 or a live source was lost, 2 unusable options, a missing model, a camera that does not open, no GUI.
 """
 
@@ -15,16 +15,16 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from edgemask import assets
-from edgemask.camera import Backoff, CameraError
-from edgemask.detector import DEFAULT_INPUT_SIZE, DEFAULT_SMALL_FACE_SIZE, PAIRED_INPUT_SIZE
-from edgemask.display import gui_problem
-from edgemask.recording import SaveError
-from edgemask.runner import (
+from edgemask.app.camera import Backoff, CameraError
+from edgemask.app.display import gui_problem
+from edgemask.app.models import MODELS_ENV, ModelNotFound, resolve_model
+from edgemask.app.recording import SaveError
+from edgemask.app.runner import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
     Console,
+    RunOptions,
     RunStats,
     StopRequest,
     exit_code,
@@ -32,14 +32,16 @@ from edgemask.runner import (
     silence_stdout,
     summarize,
 )
-from edgemask.sources import SourceError, is_live, open_source
+from edgemask.app.sources import SourceError, is_live, open_source
+from edgemask.argtypes import MIN_NETWORK_SIDE, at_least, fraction, in_range, side_or_off, size_wh
+from edgemask.core.detectors import DetectorOptions, res10, yunet
+from edgemask.core.formats import DEFAULT_DETECTOR, DEFAULT_FORMAT, DETECTORS, FORMATS
+from edgemask.core.pipeline import DEFAULT_MARGIN, DEFAULT_MIN_FACE, PipelineOptions
 
-MODELS_ENV = "EDGEMASK_MODELS"
-MODEL_FILES = {
-    "tflite": ("face_detector_int8.tflite", "mask_classifier_int8.tflite"),
-    "onnx": ("face_detector_int8.onnx", "mask_classifier_int8.onnx"),
-}
 DEFAULT_THREADS = min(4, os.cpu_count() or 1)
+MAX_MARGIN = 1.0
+"""A crop grown by more than its own size per side is mostly background: the classifier was never trained
+on such crops (at 5, every face came out "mask")."""
 
 EPILOG = """\
 examples:
@@ -50,7 +52,8 @@ examples:
   edgemask-run --source clip.mp4 --save clip_out.mp4  every frame of a video, in order
   edgemask-run --source rtsp://cam.local/live --json  a network stream (newest frame, reconnects)
   edgemask-run --source raw/ --sort-into sorted/      crop faces into sorted/{with_mask,without_mask}/
-  edgemask-run --camera 0 --small-face-size off --threads 4   faster, for faces close to the camera
+  edgemask-run --camera 0 --detector-size 320 --threads 4   faster, for faces close to the camera
+  edgemask-run --source photos/ --detector res10      OpenCV's res10 SSD instead of YuNet
   edgemask-run --source photos/ --backend onnx --conf 0.3
 
 Live sources (cameras, streams) always process the newest frame: when inference is slower than the
@@ -64,42 +67,6 @@ exit codes: 0 done (also after Ctrl-C), 1 nothing processed or live source lost,
 
 class UsageError(Exception):
     """A problem with the options or the environment: reported in one line, exit code 2."""
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``"640x480"`` → ``(640, 480)`` (width, height); ``"300"`` → ``(300, 300)``."""
-    w, _, h = text.lower().partition("x")
-    try:
-        size = (int(w), int(h or w))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: expected N or WIDTHxHEIGHT, e.g. 300 or 640x480"
-        ) from None
-    if min(size) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: sizes must be positive")
-    return size
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text}: must be positive")
-    return value
-
-
-def optional_size(text: str) -> int | None:
-    """A pixel size, or ``off``/``0`` for none."""
-    return None if text.lower() in ("off", "none", "0") else positive_int(text)
-
-
-def fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text}: expected a value between 0 and 1")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -143,132 +110,120 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--quiet", action="store_true", help="no progress bar and no per-file warnings")
 
     model = parser.add_argument_group(
-        "models", f"defaults: the int8 files in models/ (or ${MODELS_ENV}), made by edgemask-export"
+        "models",
+        f"defaults: the int8 files in models/ (or ${MODELS_ENV}), made by edgemask-export; every "
+        "threshold and size defaults to what the model file records",
     )
-    model.add_argument("--detector", metavar="PATH", type=Path, help="face detector (.tflite or .onnx)")
-    model.add_argument("--classifier", metavar="PATH", type=Path, help="mask classifier (.tflite or .onnx)")
+    model.add_argument(
+        "--detector",
+        metavar="FAMILY|PATH",
+        default=DEFAULT_DETECTOR,
+        help=f"face detector: {' or '.join(DETECTORS)} (its default file) or a .tflite/.onnx path "
+        "(default: %(default)s)",
+    )
+    model.add_argument(
+        "--classifier", metavar="PATH", default="classifier", help="mask classifier (.tflite or .onnx)"
+    )
     model.add_argument(
         "--backend",
-        choices=sorted(MODEL_FILES),
-        default="tflite",
-        help="which default files (default: %(default)s)",
+        choices=list(FORMATS),
+        default=DEFAULT_FORMAT,
+        help="format of the default files: LiteRT (tflite) or ONNX Runtime (onnx) (default: %(default)s)",
     )
     model.add_argument(
         "--threads",
-        type=int,
+        type=at_least(1),
         default=DEFAULT_THREADS,
         metavar="N",
         help="inference threads (default: CPU cores up to 4, here %(default)s)",
     )
-    model.add_argument(
-        "--conf", type=fraction, metavar="P", help="face confidence threshold (default: the model's)"
-    )
-    model.add_argument(
-        "--nms",
-        type=fraction,
-        metavar="IOU",
-        help="IoU threshold of non-maximum suppression (default: the model's)",
-    )
+    model.add_argument("--conf", type=fraction, metavar="P", help="face score threshold")
+    model.add_argument("--nms", type=fraction, metavar="IOU", help="IoU threshold of non-maximum suppression")
     model.add_argument(
         "--detector-size",
-        type=positive_int,
-        default=None,
+        type=at_least(MIN_NETWORK_SIDE),
         metavar="N",
-        help=f"first detector pass: the frame squashed to N×N (default: {DEFAULT_INPUT_SIZE}, what res10 "
-        f"was trained at, or {PAIRED_INPUT_SIZE} beside a small-face pass; a model exported at a fixed "
-        "size uses its own)",
+        help=f"YuNet: the long side of the network input (default {yunet.DEFAULT_LONG_SIDE}); res10: its "
+        f"squashed pass, N×N ({res10.PAIRED_INPUT_SIZE} beside the small-face pass, else "
+        f"{res10.DEFAULT_INPUT_SIZE})",
     )
     model.add_argument(
         "--small-face-size",
-        type=optional_size,
-        default=DEFAULT_SMALL_FACE_SIZE,
+        type=side_or_off(),
         metavar="N|off",
-        help="second pass with the longest side enlarged to N px, keeping only small boxes: finds faces "
-        "under ~30 px at several times the cost; off for speed (default: %(default)s)",
+        help="res10 only: a second pass with the long side enlarged to N px, keeping only small boxes "
+        f"(default {res10.DEFAULT_SMALL_FACE_SIZE}); off for speed",
     )
     model.add_argument(
-        "--margin", type=float, metavar="SHARE", help="grow face crops by this share per side (default: 0.1)"
+        "--margin",
+        type=in_range(0.0, MAX_MARGIN),
+        default=DEFAULT_MARGIN,
+        metavar="SHARE",
+        help="grow face crops by this share per side (default: %(default)s)",
     )
     model.add_argument(
-        "--min-face", type=int, metavar="PX", help="ignore faces smaller than this (default: 4)"
+        "--min-face",
+        type=at_least(1),
+        default=DEFAULT_MIN_FACE,
+        metavar="PX",
+        help="ignore faces smaller than this (default: %(default)s)",
     )
 
     live = parser.add_argument_group("cameras and streams")
-    live.add_argument(
-        "--camera-size", type=parse_size, metavar="WxH", help="ask the camera for this resolution"
-    )
+    live.add_argument("--camera-size", type=size_wh, metavar="WxH", help="ask the camera for this resolution")
     live.add_argument(
         "--retries",
-        type=int,
+        type=at_least(0),
         default=5,
         metavar="N",
         help="reconnect attempts when frames stop (default: %(default)s)",
     )
     live.add_argument(
         "--retry-delay",
-        type=float,
+        type=in_range(0.0, 60.0),
         default=0.5,
         metavar="S",
         help="first reconnect wait, doubled each attempt up to 10 s (default: %(default)s)",
     )
     live.add_argument(
         "--stall-timeout",
-        type=float,
+        type=in_range(0.1, 3600.0),
         default=10.0,
         metavar="S",
         help="give up when a read blocks this long (default: %(default)s)",
     )
     live.add_argument(
-        "--save-fps", type=float, metavar="FPS", help="frame rate of a saved video (default: the source's)"
+        "--save-fps",
+        type=in_range(0.1, 1000.0),
+        metavar="FPS",
+        help="frame rate of a saved video (default: the source's)",
     )
-    live.add_argument("--max-frames", type=int, metavar="N", help="stop after N processed frames")
+    live.add_argument("--max-frames", type=at_least(1), metavar="N", help="stop after N processed frames")
     return parser
 
 
-def model_dirs() -> list[Path]:
-    """Where default models are looked up: ``$EDGEMASK_MODELS`` alone if set, else the checkout's
-    ``models/`` then ``./models``."""
-    env = os.environ.get(MODELS_ENV)
-    if env:
-        return [Path(env)]
-    return list(dict.fromkeys([assets.REPO_ROOT / "models", Path.cwd() / "models"]))
+def pipeline_options(args: argparse.Namespace) -> PipelineOptions:
+    detector = DetectorOptions(args.detector_size, args.small_face_size, args.conf, args.nms)
+    return PipelineOptions(detector, args.margin, args.min_face, args.threads)
 
 
-def resolve_model(explicit: Path | None, filename: str, what: str) -> Path:
-    """The model file to load, or a :class:`UsageError` naming the file and how to get it."""
-    candidates = [explicit] if explicit is not None else [d / filename for d in model_dirs()]
-    for path in candidates:
-        if path.is_file():
-            return path
-    flag = f"--{what}"
-    raise UsageError(
-        f"{what} model not found: {candidates[0]}. Create it with edgemask-export (see "
-        f"edgemask-export --help), pass {flag} PATH, or point ${MODELS_ENV} at a folder holding {filename}"
+def run_options(args: argparse.Namespace) -> RunOptions:
+    return RunOptions(
+        args.json, args.save, args.save_fps, args.sort_into, args.show, args.quiet, args.max_frames
     )
 
 
 def load_pipeline(args: argparse.Namespace) -> Any:
     """The real two-stage pipeline from the model options."""
-    from edgemask.backends import BackendError
-    from edgemask.metadata import MetadataError
-    from edgemask.pipeline import Pipeline
+    from edgemask.core.backends import BackendError
+    from edgemask.core.metadata import MetadataError
+    from edgemask.core.pipeline import Pipeline
 
-    det_name, cls_name = MODEL_FILES[args.backend]
-    detector = resolve_model(args.detector, det_name, "detector")
-    classifier = resolve_model(args.classifier, cls_name, "classifier")
-    extra = {k: v for k, v in (("margin", args.margin), ("min_face", args.min_face)) if v is not None}
     try:
-        return Pipeline.from_paths(
-            detector,
-            classifier,
-            args.threads,
-            args.conf,
-            args.nms,
-            args.detector_size,
-            args.small_face_size,
-            **extra,
-        )
-    except (BackendError, MetadataError, ValueError) as e:
+        detector = resolve_model(args.detector, args.backend, "detector")
+        classifier = resolve_model(args.classifier, args.backend, "classifier")
+        return Pipeline.from_paths(detector, classifier, pipeline_options(args))
+    except (ModelNotFound, BackendError, MetadataError, ValueError) as e:
         raise UsageError(str(e)) from e
 
 
@@ -297,19 +252,20 @@ def run(
         console.say(f"no files in {spec}")
         return EXIT_FAILED
     stats = RunStats()
+    options = run_options(args)
     with ExitStack() as stack:
         stack.callback(source.close)
         try:
             with StopRequest().installed() as stop:
                 source.should_stop = stop
-                process(source, pipeline, args, stack, console, stats)
+                process(source, pipeline, options, stack, console, stats)
             stats.stopped_by_user = stop.requested
         except KeyboardInterrupt:
             stats.stopped_by_user = True
         except BrokenPipeError:
             silence_stdout()
             console.say("stdout was closed (e.g. piped into head); stopping")
-    for line in summarize(stats, source, pipeline, args):
+    for line in summarize(stats, source, pipeline, options):
         console.say(line)
     return exit_code(stats, source)
 

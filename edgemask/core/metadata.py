@@ -53,10 +53,38 @@ class SSDConfig:
 
 
 @dataclass(frozen=True)
+class GridConfig:
+    """YuNet's anchor-free heads, decoded in numpy by :mod:`edgemask.core.ops.yunet`.
+
+    One output per stride and kind, named ``{cls,obj,bbox,kps}_{stride}``, each ``(1, cells, C)`` with
+    cells in row-major order over the ``(H / stride, W / stride)`` grid. The face score is
+    ``sqrt(cls * obj)``; a box is ``centre = (col + dx, row + dy) * stride``,
+    ``size = exp(dw, dh) * stride``; landmark k is ``(col + kx_k, row + ky_k) * stride``. Inputs are padded
+    at the bottom and right to multiples of ``pad_multiple``.
+    """
+
+    strides: tuple[int, ...] = (8, 16, 32)
+    pad_multiple: int = 32
+    score: str = "sqrt(cls*obj)"
+    landmarks: tuple[str, ...] = (
+        "right_eye",
+        "left_eye",
+        "nose_tip",
+        "right_mouth_corner",
+        "left_mouth_corner",
+    )
+    top_k: int = 5000
+    keep_top_k: int = 750
+
+
+@dataclass(frozen=True)
 class ModelMeta:
     """Everything a model file must say about itself.
 
-    ``input_size`` is ``(height, width)``; ``None`` dimensions mean the file accepts any size (dynamic).
+    ``family`` names the network (``res10``, ``yunet``, ``mobilenetv2``): the runtime picks the detector
+    class by it. ``input_size`` is ``(height, width)``; ``None`` dimensions mean the file accepts any size
+    (dynamic). ``operating_point`` holds the family's default settings (sizes of the detector passes), the
+    ones the export gate checked.
     ``channel_order`` is what the model expects (``"RGB"`` or ``"BGR"``); pixels go in as 0-255 values,
     normalization (``mean``/``scale`` for documentation) already happens inside the model.
     """
@@ -70,7 +98,10 @@ class ModelMeta:
     mean: tuple[float, ...] = (0.0, 0.0, 0.0)
     scale: float = 1.0
     thresholds: dict[str, float] = field(default_factory=dict)
+    family: str = ""
+    operating_point: dict[str, Any] = field(default_factory=dict)
     ssd: SSDConfig | None = None
+    grid: GridConfig | None = None
     outputs: tuple[str, ...] = ()
     sources: dict[str, str] = field(default_factory=dict)
     edgemask_version: str = ""
@@ -83,6 +114,9 @@ class ModelMeta:
     def from_json(cls, text: str) -> ModelMeta:
         try:
             d = json.loads(text)
+            grid = d.pop("grid", None)
+            if grid is not None:
+                grid = GridConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in grid.items()})
             ssd = d.pop("ssd", None)
             if ssd is not None:
                 heads = tuple(
@@ -96,6 +130,7 @@ class ModelMeta:
                 )
             return cls(
                 ssd=ssd,
+                grid=grid,
                 **{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()},
             )
         except (TypeError, KeyError, json.JSONDecodeError) as e:

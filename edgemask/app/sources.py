@@ -4,7 +4,7 @@ Two reading disciplines, chosen by the kind of source and visible as ``Source.li
 
 - files (images and videos): every frame, in order, none dropped, because results must cover the input;
 - live (camera index, ``picam``, device path, rtsp/http URL): the newest frame only, through
-  :class:`~edgemask.camera.LatestFrameReader`, because results must stay current.
+  :class:`~edgemask.app.camera.LatestFrameReader`, because results must stay current.
 
 Bad files never raise here: they come out as :class:`Skipped` items with a reason, so a batch goes on.
 """
@@ -23,9 +23,9 @@ from urllib.parse import urlsplit, urlunsplit
 import cv2
 import numpy as np
 
-from edgemask.camera import Backoff, LatestFrameReader, open_capture
-from edgemask.imageio import IMAGE_SUFFIXES, ImageError, read_image
-from edgemask.preprocess import to_bgr8
+from edgemask.app.camera import Backoff, LatestFrameReader, open_capture
+from edgemask.core.imageio import IMAGE_SUFFIXES, ImageError, read_image
+from edgemask.core.ops.image import to_bgr8
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
 STREAM_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp"})
@@ -254,7 +254,7 @@ def open_live(
     picamera2_cls: Callable[..., Any] | None = None,
     sleep: Callable[[float], object] | None = None,
 ) -> LiveStream:
-    """A camera or stream, opened now: raises :class:`~edgemask.camera.CameraError` if it cannot be."""
+    """A camera or stream, opened now: raises :class:`~edgemask.app.camera.CameraError` if it cannot be."""
     return LiveStream(spec, lambda: open_capture(spec, size, picamera2_cls), backoff, stall_timeout, sleep)
 
 

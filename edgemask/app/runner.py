@@ -7,7 +7,6 @@ pipeline fails on is counted and reported; only the user (or a lost live source)
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -18,18 +17,33 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TextIO
 
 from tqdm import tqdm
 
-from edgemask.display import Window
-from edgemask.draw import annotate
-from edgemask.recording import ImageSaver, VideoSaver, make_saver
-from edgemask.sorting import FaceSorter
-from edgemask.sources import ALREADY_DONE, NOT_AN_IMAGE, Frame, Skipped, Source
+from edgemask.app.display import Window
+from edgemask.app.draw import annotate
+from edgemask.app.recording import ImageSaver, VideoSaver, make_saver
+from edgemask.app.sorting import FaceSorter
+from edgemask.app.sources import ALREADY_DONE, NOT_AN_IMAGE, Frame, Skipped, Source
+from edgemask.core.pipeline import DEFAULT_MARGIN
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 LISTED_SKIPS = 10
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The outputs of one run and when to stop, below the command line."""
+
+    json: bool = False
+    save: Path | None = None
+    save_fps: float | None = None
+    sort_into: Path | None = None
+    show: bool = False
+    quiet: bool = False
+    max_frames: int | None = None
 
 
 @dataclass
@@ -142,32 +156,37 @@ def silence_stdout() -> None:
 def process(
     source: Source,
     pipeline: Any,
-    args: argparse.Namespace,
+    options: RunOptions,
     stack: ExitStack,
     console: Console,
     stats: RunStats,
 ) -> None:
     """The loop: every item of ``source`` through the pipeline and into the chosen outputs."""
-    json_out = JsonLines(sys.stdout) if args.json else None
+    json_out = JsonLines(sys.stdout) if options.json else None
     saver = None
-    if args.save is not None:
+    if options.save is not None:
         saver = make_saver(
-            args.save, source.kind, source.kind == "images" and source.total == 1, args.save_fps or source.fps
+            options.save,
+            source.kind,
+            source.kind == "images" and source.total == 1,
+            options.save_fps or source.fps,
         )
         stack.callback(saver.close)
         stats.saver = saver
-    sorter = FaceSorter(args.sort_into, getattr(pipeline, "margin", 0.1)) if args.sort_into else None
+    sorter = None
+    if options.sort_into is not None:
+        sorter = FaceSorter(options.sort_into, getattr(pipeline, "margin", DEFAULT_MARGIN))
     if sorter is not None and hasattr(source, "skip"):
         source.skip = sorter.is_done
     window = None
-    if args.show:
+    if options.show:
         window = Window()
         stack.callback(window.close)
     bar = None
     if not source.live:
         unit = "img" if source.kind == "images" else "frame"
         bar = stack.enter_context(
-            tqdm(total=source.total, unit=unit, file=sys.stderr, disable=True if args.quiet else None)
+            tqdm(total=source.total, unit=unit, file=sys.stderr, disable=True if options.quiet else None)
         )
     meter = RateMeter()
     for item in source:
@@ -200,11 +219,11 @@ def process(
                 saver.write(item, shown)
             if window is not None and not window.show(shown, 0 if source.kind == "images" else 1):
                 break
-        if args.max_frames is not None and stats.processed >= args.max_frames:
+        if options.max_frames is not None and stats.processed >= options.max_frames:
             break
 
 
-def summarize(stats: RunStats, source: Source, pipeline: Any, args: argparse.Namespace) -> list[str]:
+def summarize(stats: RunStats, source: Source, pipeline: Any, options: RunOptions) -> list[str]:
     unit = "images" if source.kind == "images" else "frames"
     elapsed = time.perf_counter() - stats.started
     labels = ", ".join(f"{k} {v}" for k, v in sorted(stats.faces.items())) or "none"
@@ -228,8 +247,8 @@ def summarize(stats: RunStats, source: Source, pipeline: Any, args: argparse.Nam
         )
     if stats.saver is not None:
         lines.append(stats.saver.describe())
-    if args.sort_into is not None:
-        lines.append(f"crops and manifest in {args.sort_into}")
+    if options.sort_into is not None:
+        lines.append(f"crops and manifest in {options.sort_into}")
     if source.end_reason:
         lines.append(f"stopped: {source.end_reason}")
     if stats.stopped_by_user:

@@ -1,0 +1,80 @@
+"""Value parsers for every edgemask command line: each checks its range, so a bad value is refused by
+argparse (usage line, exit 2) before any work starts."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+MIN_NETWORK_SIDE = 32
+"""Detector inputs are padded or rounded to multiples of 32 px; nothing smaller can run."""
+
+
+def _number(text: str, kind: type) -> float:
+    try:
+        return kind(text)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"{text!r}: expected {what}") from None
+
+
+def at_least(minimum: int) -> Callable[[str], int]:
+    """A whole number >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        value = int(_number(text, int))
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text}: must be at least {minimum}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+def in_range(low: float, high: float) -> Callable[[str], float]:
+    """A number in ``[low, high]``."""
+
+    def parse(text: str) -> float:
+        value = float(_number(text, float))
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text}: expected a value from {low:g} to {high:g}")
+        return value
+
+    parse.__name__ = f"number in [{low:g}, {high:g}]"
+    return parse
+
+
+fraction = in_range(0.0, 1.0)
+
+
+def side_or_off(minimum: int = MIN_NETWORK_SIDE) -> Callable[[str], int]:
+    """A network side in pixels (>= ``minimum``), or ``off`` / ``0`` (returned as 0)."""
+    side = at_least(minimum)
+
+    def parse(text: str) -> int:
+        return 0 if text.lower() in ("off", "none", "0") else side(text)
+
+    parse.__name__ = "size or off"
+    return parse
+
+
+def size_wh(text: str) -> tuple[int, int]:
+    """``"640x480"`` → ``(640, 480)`` (width, height); ``"300"`` → ``(300, 300)``; both positive."""
+    w, _, h = text.lower().partition("x")
+    try:
+        size = (int(w), int(h or w))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"bad size {text!r}: expected N or WIDTHxHEIGHT, e.g. 300 or 640x480"
+        ) from None
+    if min(size) < 1:
+        raise argparse.ArgumentTypeError(f"bad size {text!r}: sizes must be positive")
+    return size
+
+
+def size_hw(text: str) -> tuple[int, int]:
+    """A network input ``N`` or ``WxH`` → ``(height, width)``, each side at least 32 px."""
+    width, height = size_wh(text)
+    if min(width, height) < MIN_NETWORK_SIDE:
+        raise argparse.ArgumentTypeError(f"bad size {text!r}: each side must be at least {MIN_NETWORK_SIDE}")
+    return height, width

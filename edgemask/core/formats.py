@@ -1,0 +1,92 @@
+"""The one table of models and file formats.
+
+The loader picks a runtime from it, ``edgemask-export`` plans its files from it, ``edgemask-run`` finds
+its default files with it, and the benchmarks and tests enumerate the variants it lists. A model file's
+name says which model, precision and format it holds (``face_detector_yunet_int8.tflite``); everything
+else the runtime needs is inside the file (:mod:`edgemask.core.metadata`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Format:
+    """A file format: its suffix, the runtime that runs it and the precisions the exporter writes."""
+
+    name: str
+    suffix: str
+    runtime: str
+    precisions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Model:
+    """One of the models edgemask ships: ``key`` names it on command lines, ``stem`` in file names."""
+
+    key: str
+    stem: str
+    task: str
+    what: str
+
+
+FORMATS = {
+    "tflite": Format("tflite", ".tflite", "LiteRT", ("int8", "fp16", "fp32")),
+    "onnx": Format("onnx", ".onnx", "ONNX Runtime", ("int8", "fp32")),
+}
+"""Every exported format; the first is the one edgemask-run loads by default."""
+
+MODELS = {
+    "yunet": Model("yunet", "face_detector_yunet", "detect", "YuNet face detector (5 landmarks)"),
+    "res10": Model("res10", "face_detector_res10", "detect", "OpenCV's res10 SSD face detector"),
+    "classifier": Model("classifier", "mask_classifier", "classify", "MobileNetV2 mask classifier"),
+}
+DETECTORS = tuple(key for key, m in MODELS.items() if m.task == "detect")
+DEFAULT_DETECTOR = "yunet"
+"""Chosen by ``benchmarks/accuracy.py --sweep`` and ``benchmarks/latency.py`` (see the README)."""
+DEFAULT_FORMAT = "tflite"
+DEFAULT_PRECISION = "int8"
+PRECISIONS = ("int8", "fp16", "fp32")
+
+
+class FormatError(ValueError):
+    """A file whose suffix names no format edgemask can run."""
+
+
+def format_of(path: str | Path) -> Format:
+    """The format of a model file, by its suffix."""
+    suffix = Path(path).suffix.lower()
+    for fmt in FORMATS.values():
+        if fmt.suffix == suffix:
+            return fmt
+    known = ", ".join(f.suffix for f in FORMATS.values())
+    raise FormatError(f"{path}: unknown model format {suffix or '(no suffix)'!r}; expected {known}")
+
+
+def model_filename(model: str, fmt: str, precision: str, size: tuple[int, int] | None = None) -> str:
+    """``face_detector_yunet_int8.tflite``; a detector exported at a fixed ``(height, width)`` carries it:
+    ``face_detector_res10_int8_300x300.tflite``."""
+    fixed = f"_{size[1]}x{size[0]}" if size else ""
+    return f"{MODELS[model].stem}_{precision}{fixed}{FORMATS[fmt].suffix}"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A (format, precision) pair, e.g. ``tflite int8``: the unit the benchmarks compare."""
+
+    format: str
+    precision: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.format} {self.precision}"
+
+    def path(self, models_dir: Path, model: str) -> Path:
+        return models_dir / model_filename(model, self.format, self.precision)
+
+
+VARIANTS = tuple(Variant(f, p) for f, fmt in FORMATS.items() for p in fmt.precisions)
+"""Every exported variant; the first is the deployable default (int8 TFLite)."""
+DEFAULT_VARIANT = Variant(DEFAULT_FORMAT, DEFAULT_PRECISION)

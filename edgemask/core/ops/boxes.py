@@ -1,0 +1,91 @@
+"""Pure box geometry shared by every stage: growing and clamping boxes, the one face-crop rule, IoU and
+greedy NMS. Boxes are ``[x1, y1, x2, y2]`` corners, in pixels unless a caller says otherwise."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def expand_box(box: np.ndarray, margin: float) -> np.ndarray:
+    """Grow ``[x1, y1, x2, y2]`` boxes by ``margin`` of their width/height on every side."""
+    box = np.asarray(box, dtype=np.float32)
+    w = box[..., 2] - box[..., 0]
+    h = box[..., 3] - box[..., 1]
+    d = np.stack([-w, -h, w, h], axis=-1) * margin
+    return box + d
+
+
+def clamp_box(box: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Integer pixel boxes inside a ``width``×``height`` image; x2 > x1 and y2 > y1 whenever the box
+    overlaps the image at all (a degenerate box gets one pixel)."""
+    box = np.asarray(box, dtype=np.float64)
+    x1 = np.clip(np.floor(box[..., 0]), 0, width - 1)
+    y1 = np.clip(np.floor(box[..., 1]), 0, height - 1)
+    x2 = np.clip(np.ceil(box[..., 2]), x1 + 1, width)
+    y2 = np.clip(np.ceil(box[..., 3]), y1 + 1, height)
+    return np.stack([x1, y1, x2, y2], axis=-1).astype(np.int64)
+
+
+def crop(image: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """The pixels of an already clamped integer box."""
+    x1, y1, x2, y2 = (int(v) for v in box)
+    return image[y1:y2, x1:x2]
+
+
+def face_crop_boxes(boxes: np.ndarray, margin: float, width: int, height: int) -> np.ndarray:
+    """The one crop rule of edgemask: detector (or ground-truth) boxes grown by ``margin`` of their size on
+    every side, then clamped to the image. The classifier, the sorted crops and evaluation all use it."""
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    return clamp_box(expand_box(boxes, margin), width, height)
+
+
+def box_area(boxes: np.ndarray) -> np.ndarray:
+    """Areas of ``[x1, y1, x2, y2]`` boxes; an inverted box has area 0."""
+    w = boxes[..., 2] - boxes[..., 0]
+    h = boxes[..., 3] - boxes[..., 1]
+    return np.where((w < 0) | (h < 0), 0.0, w * h)
+
+
+def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Intersection over union of one box with many (Caffe's ``JaccardOverlap``, no +1 pixel)."""
+    x1 = np.maximum(box[0], boxes[:, 0])
+    y1 = np.maximum(box[1], boxes[:, 1])
+    x2 = np.minimum(box[2], boxes[:, 2])
+    y2 = np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    union = box_area(box) + box_area(boxes) - inter
+    return np.divide(inter, union, out=np.zeros_like(inter, dtype=np.float64), where=union > 0)
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(len(a), len(b))`` IoUs."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    if len(b) == 0:
+        return np.zeros((len(a), 0))
+    return np.stack([iou(box, b) for box in a]) if len(a) else np.zeros((0, len(b)))
+
+
+def nms(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    iou_threshold: float,
+    score_threshold: float = 0.0,
+    top_k: int | None = None,
+) -> np.ndarray:
+    """Greedy NMS as Caffe's ``ApplyNMSFast``: indices of kept boxes, highest score first.
+
+    Candidates are the scores strictly above ``score_threshold`` (at most ``top_k``, stable order on ties);
+    a box is dropped when it overlaps a kept one by more than ``iou_threshold``.
+    """
+    scores = np.asarray(scores)
+    candidates = np.flatnonzero(scores > score_threshold)
+    order = candidates[np.argsort(-scores[candidates], kind="stable")]
+    if top_k is not None:
+        order = order[:top_k]
+    boxes = np.asarray(boxes, dtype=np.float64)
+    kept: list[int] = []
+    for i in order:
+        if not kept or np.all(iou(boxes[i], boxes[kept]) <= iou_threshold):
+            kept.append(int(i))
+    return np.asarray(kept, dtype=np.int64)

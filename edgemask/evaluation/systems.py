@@ -1,0 +1,96 @@
+"""Every system the benchmarks compare, built the same way for the latency and the accuracy runs: the
+edgemask pipeline per detector family and file variant (from the formats table), the classic recipe and
+the AIZOO peer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+
+from edgemask.assets import DETECTOR_CAFFEMODEL, DETECTOR_PROTOTXT, fetch, find
+from edgemask.core.detectors import DetectorOptions
+from edgemask.core.formats import DETECTORS, VARIANTS, Variant
+from edgemask.core.pipeline import DEFAULT_MARGIN, Pipeline, PipelineOptions
+from edgemask.evaluation.peers import AizooDetector, ClassicRecipe
+
+PYIMAGESEARCH = "peers/pyimagesearch_mobilenetv2/face_mask_detector.model"
+AIZOO = "peers/aizoo_facemask_ssd/face_mask_detection.tflite"
+CLASSIC_NAMES = {
+    "predict": "classic: cv2.dnn + Keras predict per face",
+    "call": "classic: cv2.dnn + Keras model(x) per face",
+    "batch": "classic: cv2.dnn + Keras model(x) per frame",
+}
+AIZOO_NAME = "AIZOO SSD (LiteRT fp32)"
+
+
+@dataclass(frozen=True)
+class EdgemaskSystem:
+    """The pipeline with one detector family's file and the classifier, both of ``variant``, at the
+    files' operating point unless ``options`` say otherwise (``setting`` names them in tables)."""
+
+    detector: str
+    variant: Variant
+    options: DetectorOptions = field(default_factory=DetectorOptions)
+    setting: str = ""
+    margin: float = DEFAULT_MARGIN
+
+    @property
+    def name(self) -> str:
+        return f"edgemask {self.detector} {self.variant.name}" + (f", {self.setting}" if self.setting else "")
+
+    def files(self, models_dir: Path) -> tuple[Path, Path]:
+        return self.variant.path(models_dir, self.detector), self.variant.path(models_dir, "classifier")
+
+    def missing(self, models_dir: Path) -> list[str]:
+        return [p.name for p in self.files(models_dir) if not p.is_file()]
+
+    def pipeline(self, models_dir: Path, threads: int) -> Pipeline:
+        options = PipelineOptions(self.options, margin=self.margin, threads=threads)
+        return Pipeline.from_paths(*self.files(models_dir), options)
+
+
+def edgemask_systems(
+    models_dir: Path,
+    detectors: Sequence[str] = DETECTORS,
+    variant_names: Sequence[str] | None = None,
+    options: DetectorOptions | None = None,
+    setting: str = "",
+) -> tuple[list[EdgemaskSystem], list[str]]:
+    """``(systems whose files all exist, notes naming the missing files)`` for every detector family and
+    variant asked for (default: all), in the formats table's order."""
+    found, notes = [], []
+    for detector in detectors:
+        for v in VARIANTS:
+            if variant_names and v.name not in variant_names:
+                continue
+            system = EdgemaskSystem(detector, v, options or DetectorOptions(), setting)
+            missing = system.missing(models_dir)
+            if missing:
+                notes.append(f"{system.name}: skipped, missing {', '.join(missing)}")
+            else:
+                found.append(system)
+    return found, notes
+
+
+def build_systems(
+    models_dir: Path,
+    systems: Sequence[EdgemaskSystem],
+    threads: int,
+    classic_calls: tuple[str, ...] = ("predict",),
+    aizoo: bool = True,
+) -> dict[str, Callable]:
+    """Name → ``infer(image_bgr)``: each edgemask system, then the classic recipe once per Keras calling
+    style, then AIZOO. OpenCV is held to ``threads`` for all of them."""
+    cv2.setNumThreads(threads)
+    built: dict[str, Callable] = {s.name: s.pipeline(models_dir, threads).infer for s in systems}
+    if classic_calls:
+        prototxt, caffemodel = fetch(DETECTOR_PROTOTXT), fetch(DETECTOR_CAFFEMODEL)
+        keras_file = find(PYIMAGESEARCH)
+        for call in classic_calls:
+            built[CLASSIC_NAMES[call]] = ClassicRecipe(prototxt, caffemodel, keras_file, threads, call).infer
+    if aizoo:
+        built[AIZOO_NAME] = AizooDetector(find(AIZOO), threads).infer
+    return built
