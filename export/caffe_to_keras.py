@@ -17,73 +17,13 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from edgemask.export.caffe_net import Layer, conv_geometry, deploy_layers, input_name, pooling_ceil_mode
 from edgemask.export.caffe_proto import CaffeFormatError, CaffeLayerWeights, Message
+from edgemask.export.keras_layers import ChannelAffine, DilatedConv2D, L2Normalize
 
 NCHW_FROM_NHWC = (0, 3, 1, 2)
 SKIPPED = ("PriorBox", "DetectionOutput", "Silence", "Input", "Data", "AnnotatedData")
-
-
-@keras.saving.register_keras_serializable(package="edgemask")
-class ChannelAffine(keras.layers.Layer):
-    """``x * scale + bias`` per channel: Caffe's mean subtraction, BatchNorm and Scale, folded together."""
-
-    def __init__(self, scale: Any, bias: Any, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.scale_values = np.asarray(scale, np.float32)
-        self.bias_values = np.asarray(bias, np.float32)
-
-    def build(self, input_shape: Any) -> None:
-        self.scale = self.add_weight(shape=self.scale_values.shape, initializer="zeros", trainable=False)
-        self.bias = self.add_weight(shape=self.bias_values.shape, initializer="zeros", trainable=False)
-        self.scale.assign(self.scale_values)
-        self.bias.assign(self.bias_values)
-
-    def call(self, x: Any) -> Any:
-        return x * self.scale + self.bias
-
-    def get_config(self) -> dict[str, Any]:
-        values = {"scale": self.scale_values.tolist(), "bias": self.bias_values.tolist()}
-        return {**super().get_config(), **values}
-
-
-@keras.saving.register_keras_serializable(package="edgemask")
-class DilatedConv2D(keras.layers.Conv2D):
-    """A VALID dilated convolution emitted as one Conv2D op with a dilation attribute.
-
-    Keras's ``Conv2D`` goes through ``tf.nn.convolution``, which wraps a dilated convolution in
-    SpaceToBatch/BatchToSpace; with a dynamic input size the converter cannot fold that back, so the
-    TFLite file computed paddings at run time, ran the blocks outside XNNPACK and split its graph.
-    """
-
-    def convolution_op(self, inputs: Any, kernel: Any) -> Any:
-        return tf.nn.conv2d(inputs, kernel, self.strides, "VALID", dilations=self.dilation_rate)
-
-
-@keras.saving.register_keras_serializable(package="edgemask")
-class L2Normalize(keras.layers.Layer):
-    """Caffe SSD's ``Normalize`` (across channels): ``x / sqrt(sum(x^2) + eps) * scale[c]``.
-
-    ``tf.math.l2_normalize`` uses ``max(sum, eps)`` instead of ``sum + eps``; the two differ only when a
-    pixel's whole channel vector is ~0, where both give ~0. It maps to TFLite's L2_NORMALIZATION op.
-    """
-
-    def __init__(self, scale: Any, eps: float = 1e-10, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.scale_values = np.asarray(scale, np.float32)
-        self.eps = float(eps)
-
-    def build(self, input_shape: Any) -> None:
-        self.scale = self.add_weight(shape=self.scale_values.shape, initializer="zeros", trainable=False)
-        self.scale.assign(self.scale_values)
-
-    def call(self, x: Any) -> Any:
-        return tf.math.l2_normalize(x, axis=-1, epsilon=self.eps) * self.scale
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "scale": self.scale_values.tolist(), "eps": self.eps}
 
 
 @dataclass

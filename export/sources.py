@@ -93,14 +93,15 @@ def load_res10(
 def load_yunet(path: str | os.PathLike, size: tuple[int, int] | None = None) -> ExportSource:
     """YuNet's ONNX file rebuilt in Keras (NHWC BGR pixels in, the 12 head outputs out); ``size``
     ``(h, w)`` fixes the input (multiples of 32), None keeps it dynamic."""
-    from edgemask.export.onnx_to_keras import OnnxGraphError, build_keras
+    from edgemask.export.onnx_graph import OnnxConversionError
+    from edgemask.export.onnx_to_keras import build_keras
 
     path = Path(path)
     if not path.is_file():
         raise SourceError(f"{path}: YuNet ONNX file not found (pass --yunet or set $EDGEMASK_ASSETS)")
     try:
         model = build_keras(path, size)
-    except OnnxGraphError as e:
+    except OnnxConversionError as e:
         raise SourceError(f"{path}: cannot rebuild as a YuNet detector: {e}") from e
     names = tuple(f"{kind}_{s}" for kind in HEAD_KINDS for s in GridConfig().strides)
     missing = sorted(set(names) - set(model.output))

@@ -132,21 +132,20 @@ def uint8_input(data: bytes) -> bytes:
 
 
 def output_names(data: bytes, source: ExportSource) -> tuple[str, ...]:
-    """Names of the flatbuffer's outputs in file order, matched to the Keras outputs by shape."""
+    """Names of the flatbuffer's outputs in file order, from its ``serving_default`` signature, which
+    keeps the Keras output names (YuNet's ``cls_8`` and ``obj_8`` share a shape, so shapes cannot tell)."""
     from ai_edge_litert.interpreter import Interpreter
 
-    details = Interpreter(model_content=data).get_output_details()
-    keras_shapes = {
-        name: tuple(-1 if d is None else d for d in shape) for name, shape in source.output_shapes().items()
+    interpreter = Interpreter(model_content=data)
+    by_index = {
+        d["index"]: name for name, d in interpreter.get_signature_runner().get_output_details().items()
     }
-    names = []
-    for out in details:
-        shape = tuple(int(d) for d in out["shape_signature"])
-        matches = [n for n, s in keras_shapes.items() if s == shape and n not in names]
-        if len(matches) != 1:
-            raise ConversionError(f"cannot tell which Keras output the TFLite output {shape} is: {matches}")
-        names.append(matches[0])
-    return tuple(names)
+    names = tuple(by_index.get(d["index"], "") for d in interpreter.get_output_details())
+    if sorted(names) == sorted(source.output_names):
+        return names
+    if len(names) == len(source.output_names) == 1:
+        return source.output_names
+    raise ConversionError(f"cannot map the TFLite outputs {names} to the Keras outputs {source.output_names}")
 
 
 def write(data: bytes, path: Path, meta: ModelMeta) -> None:

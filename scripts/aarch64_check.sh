@@ -23,7 +23,7 @@ Options:
   --cpu NAME         CPU that qemu emulates and /proc/cpuinfo names: cortex-a72 = Raspberry Pi 4
                      (default), cortex-a76 = Raspberry Pi 5
   --host-python PY   x86-64 Python that can import edgemask's runtime (default: python3 on PATH)
-  --models DIR       folder with face_detector_int8.tflite and mask_classifier_int8.tflite
+  --models DIR       folder with face_detector_yunet_int8.tflite and mask_classifier_int8.tflite
                      (default: models/ of this tree), bind-mounted read-only into the rootfs
   --mirror URL       Debian mirror for debootstrap (default http://deb.debian.org/debian)
   --match-host       install the host's versions of numpy, OpenCV, LiteRT and ONNX Runtime instead of
@@ -51,7 +51,7 @@ MATCH_HOST=0
 RUNTIME_PACKAGES='numpy|opencv-python-headless|ai-edge-litert|onnxruntime'
 ASSETS=${EDGEMASK_ASSETS:-$REPO/../shared/assets}
 MODELS=$REPO/models
-MODEL_FILES=(face_detector_int8.tflite mask_classifier_int8.tflite)
+MODEL_FILES=(face_detector_yunet_int8.tflite mask_classifier_int8.tflite)
 
 while [[ $# -gt 0 ]]; do
     case $1 in

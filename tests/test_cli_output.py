@@ -10,7 +10,7 @@ import pytest
 from runtime_fakes import read_index, stamp_index
 
 from edgemask.app import display
-from edgemask.app.draw import COLORS, annotate
+from edgemask.app.draw import COLORS, LANDMARK_COLOR, annotate
 from edgemask.app.recording import VideoSaver
 from edgemask.app.sources import Frame
 from edgemask.core.pipeline import Face
@@ -25,6 +25,17 @@ def test_annotate_draws_coloured_boxes_on_a_copy() -> None:
     assert tuple(out[80, 139]) == COLORS["no_mask"]  # right edge of the second
     assert (out[70:90, 50:70] == 128).all()  # inside stays clean
     assert (out[35:49, 40:80] != 128).any()  # the label sits above the box
+
+
+def test_landmarks_are_dotted_where_the_detector_put_them() -> None:
+    image = np.full((120, 160, 3), 128, np.uint8)
+    points = ((50.0, 65.0), (70.0, 65.0), (60.0, 75.0), (52.0, 85.0), (68.0, 85.0))
+    out = annotate(image, [Face((40, 50, 80, 100), "mask", 0.9, 0.9, points)])
+    for x, y in points:
+        assert tuple(out[int(y), int(x)]) == LANDMARK_COLOR
+    assert (out[90:98, 56:64] == 128).all()  # nothing drawn between the mouth corners and the edge
+    plain = annotate(image, [Face((40, 50, 80, 100), "mask", 0.9, 0.9)])
+    assert not (plain == LANDMARK_COLOR).all(axis=-1).any()
 
 
 def test_faces_at_the_border_keep_their_labels_inside() -> None:

@@ -11,11 +11,12 @@ import pytest
 
 from edgemask.assets import file_digest
 from edgemask.core.classifier import MaskClassifier
-from edgemask.core.detectors import Res10Detector
+from edgemask.core.detectors import Res10Detector, YuNetDetector, yunet
 from edgemask.core.detectors.res10 import DEFAULT_CONFIDENCE, OPERATING_POINT
 from edgemask.core.formats import VARIANTS
 from edgemask.core.imageio import list_images, read_image
-from edgemask.core.metadata import read_metadata
+from edgemask.core.metadata import GridConfig, read_metadata
+from edgemask.core.ops.boxes import iou_matrix
 from edgemask.export.cli import main
 from edgemask.labels import LABELS
 
@@ -105,6 +106,46 @@ def test_detector_exports_run_and_match_opencv(tmp_path: Path, res10, scenes_dir
         boxes[path.name] = detector.infer(image)
     fp32 = boxes["face_detector_res10_fp32.tflite"]
     np.testing.assert_allclose(fp32, boxes["face_detector_res10_fp32.onnx"], atol=1e-2)
+
+
+def test_yunet_exports_describe_themselves_and_agree(tmp_path: Path, scenes_dir: Path) -> None:
+    out = tmp_path / "models"
+    flags = ["--models", "yunet", "--precisions", "fp32", "int8"]
+    assert main([*flags, "--out", str(out), *QUICK]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(
+        f"face_detector_yunet_{p}.{f}" for f in ("onnx", "tflite") for p in ("fp32", "int8")
+    )
+    image = read_image(scenes_dir / "images" / "maksssksksss0.jpg")
+    found = {}
+    for path in out.iterdir():
+        meta = read_metadata(path)
+        assert (meta.family, meta.grid, meta.channel_order) == ("yunet", GridConfig(), "BGR")
+        assert meta.operating_point == {"long_side": yunet.DEFAULT_LONG_SIDE}
+        assert meta.thresholds == {"confidence": yunet.DEFAULT_CONFIDENCE, "nms": yunet.DEFAULT_NMS}
+        assert sorted(meta.outputs) == sorted(
+            f"{k}_{s}" for k in ("cls", "obj", "bbox", "kps") for s in (8, 16, 32)
+        )
+        found[path.name] = YuNetDetector(path, conf_threshold=0.3).detect(image)
+    # Both fp32 files are the same network: the same faces, boxes and landmarks to a hundredth of a pixel.
+    a, b = found["face_detector_yunet_fp32.tflite"], found["face_detector_yunet_fp32.onnx"]
+    assert len(a) == len(b) >= 4
+    np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-2)
+    np.testing.assert_allclose(a.landmarks, b.landmarks, atol=1e-2)
+    for name in ("face_detector_yunet_int8.tflite", "face_detector_yunet_int8.onnx"):
+        int8 = found[name]
+        assert (iou_matrix(a.boxes, int8.boxes).max(axis=1) >= 0.5).mean() >= 0.9, name
+
+
+def test_truncated_yunet_source_is_named_and_nothing_is_written(tmp_path: Path, caplog) -> None:
+    from edgemask import assets
+
+    cut = tmp_path / "cut.onnx"
+    cut.write_bytes(assets.find(assets.YUNET_N.relpath).read_bytes()[:50_000])
+    out = tmp_path / "models"
+    assert main(["--models", "yunet", "--formats", "onnx", "--yunet", str(cut), "--out", str(out)]) == 2
+    assert "cut.onnx: cannot rebuild as a YuNet detector" in caplog.text
+    assert not out.exists() or not any(out.iterdir())
 
 
 def test_gate_refuses_a_broken_model_and_keeps_the_old_file(

@@ -1,5 +1,6 @@
-"""Annotating a frame for people: a box per face coloured by label, the label and its score, and the
-processing rate. Sizes scale with the image so labels stay legible on 320 px and 4K frames alike."""
+"""Annotating a frame for people: a box per face coloured by label, the label and its score, the five
+landmarks where the detector gives them, and the processing rate. Sizes scale with the image so labels
+stay legible on 320 px and 4K frames alike."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from edgemask.core.pipeline import Face
 COLORS = {"mask": (60, 180, 40), "no_mask": (40, 40, 220)}
 """BGR: green for masked, red for unmasked; other labels get grey."""
 OTHER_COLOR = (160, 160, 160)
+LANDMARK_COLOR = (0, 220, 255)
+"""BGR yellow: eyes, nose tip and mouth corners stand out on both box colours."""
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
@@ -39,6 +42,9 @@ def annotate(image: np.ndarray, faces: Sequence[Face], fps: float | None = None)
         color = COLORS.get(face.label, OTHER_COLOR)
         x1, y1, x2, y2 = face.box
         cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), color, width)
+        for x, y in face.landmarks or ():
+            radius = max(1, min(width, (x2 - x1) // 20))
+            cv2.circle(out, (round(x), round(y)), radius, LANDMARK_COLOR, cv2.FILLED)
         put_label(out, f"{face.label} {face.score:.2f}", x1, y1 - 1, color)
     if fps is not None:
         put_label(out, f"{fps:.1f} FPS", 0, 0, (0, 0, 0))
