@@ -11,6 +11,7 @@ from pathlib import Path
 from edgemask.training.augment import AugmentConfig
 from edgemask.training.data import DataError
 from edgemask.training.fit import SCHEDULES, STRATEGIES, TrainConfig
+from edgemask.training.scenes import INCORRECT_POLICIES
 
 EXAMPLES_TRAIN = """examples:
   edgemask-train --data ../shared/assets/datasets/mask12k --data ../shared/assets/datasets/rmfd_mix \\
@@ -34,7 +35,38 @@ def train_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES_TRAIN,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--data", action="append", required=True, help="data folder (repeatable)")
+    p.add_argument("--data", action="append", default=[], help="data folder (repeatable)")
+    p.add_argument(
+        "--scenes",
+        action="append",
+        default=[],
+        help="VOC scenes folder (images/ + annotations/) to cut training crops from as the runtime cuts "
+        "them: the --detector's boxes matched to the annotations, plus the annotated boxes (repeatable)",
+    )
+    p.add_argument(
+        "--detector",
+        default=None,
+        help="detector file for the --scenes crops (e.g. models/face_detector_yunet_int8.tflite); its "
+        "boxes are cached in --run-dir by the file's digest; without it only annotated boxes are used",
+    )
+    p.add_argument(
+        "--incorrect-mask",
+        choices=INCORRECT_POLICIES,
+        default=d.incorrect,
+        help="what mask_weared_incorrect scene faces train as (default %(default)s)",
+    )
+    p.add_argument(
+        "--scene-val-fraction",
+        type=float,
+        default=d.scene_val_fraction,
+        help="share of --scenes scenes held out for validation (default %(default)s)",
+    )
+    p.add_argument(
+        "--patches-per-scene",
+        type=int,
+        default=d.patches_per_scene,
+        help="background patches per training scene used as occluder textures (default %(default)s)",
+    )
     p.add_argument("--out", default=d.out, help="model file to write (default %(default)s)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--run-dir", default=d.run_dir, help="checkpoints and history, outside git (%(default)s)")
@@ -118,8 +150,29 @@ def train_parser() -> argparse.ArgumentParser:
         "--occlusion-prob",
         type=float,
         default=a.occlusion_prob,
-        help="share of crops whose lower face is partly covered by another crop's hair/forehead "
-        "(default %(default)s)",
+        help="share of bare-face crops whose mouth is covered by something that is not a mask: another "
+        "crop's hair/skin, a scene background patch or a flat card (default %(default)s)",
+    )
+    p.add_argument(
+        "--occlusion-masked-prob",
+        type=float,
+        default=a.occlusion_masked_prob,
+        help="share of masked crops that get an occluder too (default %(default)s)",
+    )
+    p.add_argument(
+        "--mask-hue-prob",
+        type=float,
+        default=a.mask_hue_prob,
+        help="share of masked crops whose lower half turns a random hue (default %(default)s)",
+    )
+    p.add_argument(
+        "--low-res-blur", type=float, default=a.low_res_blur, help="max 3x3 blur mix at the small size"
+    )
+    p.add_argument(
+        "--low-res-jpeg-prob",
+        type=float,
+        default=a.low_res_jpeg_prob,
+        help="share of low-res crops JPEG-compressed at the small size (default %(default)s)",
     )
     p.add_argument("--low-res-min", type=int, default=a.low_res_min)
     p.add_argument("--low-res-max", type=int, default=a.low_res_max)
@@ -137,11 +190,18 @@ def train_parser() -> argparse.ArgumentParser:
 
 
 def train_main(argv: list[str] | None = None) -> int:
-    args = train_parser().parse_args(argv)
+    parser = train_parser()
+    args = parser.parse_args(argv)
+    if not args.data and not args.scenes:
+        parser.error("give at least one --data or --scenes folder")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     aug = AugmentConfig(
         low_res_prob=args.low_res_prob,
         occlusion_prob=args.occlusion_prob,
+        occlusion_masked_prob=args.occlusion_masked_prob,
+        mask_hue_prob=args.mask_hue_prob,
+        low_res_blur=args.low_res_blur,
+        low_res_jpeg_prob=args.low_res_jpeg_prob,
         low_res_min=args.low_res_min,
         low_res_max=args.low_res_max,
         zoom=args.zoom,
@@ -170,6 +230,11 @@ def train_main(argv: list[str] | None = None) -> int:
         time_limit_min=args.time_limit,
         eval_data=args.eval_data,
         eval_voc=args.eval_voc,
+        scenes=args.scenes,
+        detector=args.detector,
+        incorrect=args.incorrect_mask,
+        scene_val_fraction=args.scene_val_fraction,
+        patches_per_scene=args.patches_per_scene,
         card=args.card,
         force=args.force,
         augment=aug,

@@ -59,6 +59,13 @@ class Faces:
     def counts(self) -> dict[str, int]:
         return {name: int((self.labels == i).sum()) for i, name in enumerate(LABELS)}
 
+    def joined(self, other: Faces) -> Faces:
+        return Faces(
+            np.concatenate([self.images, other.images]),
+            np.concatenate([self.labels, other.labels]),
+            self.skipped + other.skipped,
+        )
+
 
 def class_files(folder: str | os.PathLike) -> LabelledFiles:
     """The images of ``folder/with_mask`` and ``folder/without_mask``; DataError if one is missing/empty."""

@@ -70,25 +70,48 @@ class TrainConfig:
     time_limit_min: float | None = None
     eval_data: list[str] = field(default_factory=list)
     eval_voc: list[str] = field(default_factory=list)
+    scenes: list[str] = field(default_factory=list)
+    """VOC scene folders to cut training crops from (see :mod:`edgemask.training.scenes`)."""
+    detector: str | None = None
+    """Detector file whose boxes give the runtime-like scene crops; None: ground-truth crops only."""
+    incorrect: str = "skip"
+    """What the scenes' ``mask_weared_incorrect`` faces train as: ``skip`` or a label."""
+    scene_val_fraction: float = 0.1
+    """Share of the scenes (all their crops together) held out for validation."""
+    patches_per_scene: int = 4
+    """Background patches cut from each training scene as occluder textures."""
     card: str | None = None
     force: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
-def prepare_data(cfg: TrainConfig) -> tuple[Faces, Faces, dict]:
-    """Read train and validation crops (a seeded stratified split of train when no val/ exists)."""
+def prepare_data(cfg: TrainConfig) -> tuple[Faces, Faces, dict, np.ndarray]:
+    """Read train and validation crops (a seeded stratified split of train when no val/ exists), plus
+    the scene crops and a seeded share of their scenes for validation; and the occluder patch bank."""
     train_files = gather(cfg.data, "train")
-    if len(train_files) == 0:
+    if len(train_files) == 0 and not cfg.scenes:
         raise DataError(f"no training images in {', '.join(cfg.data)}")
     val_files = gather(cfg.data, "val")
     val_source = "val/ folders"
-    if len(val_files) == 0:
+    if len(val_files) == 0 and len(train_files):
         keep, held = stratified_split(train_files.labels, cfg.val_fraction, cfg.seed)
         train_files, val_files = subset(train_files, keep), subset(train_files, held)
         val_source = f"stratified {cfg.val_fraction:.0%} of training files (seed {cfg.seed})"
     cache = Path(cfg.cache_dir)
     train = load_faces(train_files, cfg.input_size, "reading train", cache)
     val = load_faces(val_files, cfg.input_size, "reading val", cache)
+    bank = np.zeros((0, 1, 1, 3), np.uint8)
+    scene_info: dict = {}
+    if cfg.scenes:
+        from edgemask.core.pipeline import DEFAULT_MARGIN
+        from edgemask.training.scenes import scene_sets
+
+        scene_train, scene_val, bank, scene_info = scene_sets(
+            cfg.scenes, cfg.input_size, cfg.detector, cfg.run_dir, DEFAULT_MARGIN, cfg.incorrect,
+            cfg.patches_per_scene, cfg.seed, cfg.scene_val_fraction,
+        )  # fmt: skip
+        train, val = train.joined(scene_train.faces()), val.joined(scene_val.faces())
+        val_source += f", plus {cfg.scene_val_fraction:.0%} of the scenes (seed {cfg.seed})"
     if cfg.val_low_res:
         val = with_low_res_copies(val, cfg.val_low_res)
         val_source += f", plus a copy of each at {'/'.join(map(str, cfg.val_low_res))} px and back"
@@ -102,8 +125,9 @@ def prepare_data(cfg: TrainConfig) -> tuple[Faces, Faces, dict]:
         "val": val.counts(),
         "val_source": val_source,
         "skipped": len(train.skipped) + len(val.skipped),
+        **({"scenes": scene_info} if scene_info else {}),
     }
-    return train, val, info
+    return train, val, info, bank
 
 
 def make_strategy(name: str):
@@ -144,7 +168,7 @@ def make_dataset(faces: Faces, batch_size: int, seed: int, augment=None):
         ds = ds.shuffle(len(faces.labels), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
     if augment is not None:
-        ds = ds.map(lambda x, y: (augment(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(lambda x, y: (augment(x, y), y), num_parallel_calls=tf.data.AUTOTUNE)
     else:
         ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y))
     return ds.prefetch(tf.data.AUTOTUNE)
@@ -224,7 +248,7 @@ def train(cfg: TrainConfig) -> dict:
     if (run_dir / "history.csv").exists() and not (run_dir / "backup").exists():
         raise FileExistsError(f"{run_dir} holds a finished run; pass a new --run-dir (it is kept to resume)")
     run_dir.mkdir(parents=True, exist_ok=True)
-    train_faces, val_faces, data_info = prepare_data(cfg)
+    train_faces, val_faces, data_info, bank = prepare_data(cfg)
     log.info("data: %s", json.dumps(data_info))
 
     from edgemask.training.model import build_classifier, configure_keras_home
@@ -244,7 +268,9 @@ def train(cfg: TrainConfig) -> dict:
             loss=keras.losses.SparseCategoricalCrossentropy(),
             metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         )
-    train_ds = make_dataset(train_faces, cfg.batch_size, cfg.seed, make_augmenter(cfg.augment, cfg.seed))
+    train_ds = make_dataset(
+        train_faces, cfg.batch_size, cfg.seed, make_augmenter(cfg.augment, cfg.seed, bank)
+    )
     val_ds = make_dataset(val_faces, cfg.batch_size, cfg.seed)
     if cfg.steps_per_epoch:
         train_ds = train_ds.repeat()
