@@ -1,9 +1,10 @@
 """Real images for int8 calibration, prepared exactly as the runtime prepares its inputs.
 
-Defaults keep the gate honest: the classifier calibrates on ``mask12k/train`` crops (the gate measures
-on ``mask12k/test`` and scene crops); the detectors calibrate on ``scenes_train`` scenes fed as their
-runtime class feeds a frame at its default operating point (every pass), never on ``scenes_dev``, where
-the detector gate runs.
+Defaults keep the gate honest: the classifier calibrates on the faces of ``scenes_train`` cut as the
+runtime cuts them (the gate measures on ``mask12k/test`` and ``scenes_dev`` crops): real small,
+upscaled faces set the int8 ranges, which clean studio crops did not; the detectors calibrate on
+``scenes_train`` scenes fed as their runtime class feeds a frame at its default operating point (every
+pass), never on ``scenes_dev``, where the detector gate runs.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ log = logging.getLogger("edgemask.export")
 MIN_IMAGES = 300
 """Fewer calibration images than this still work but give noisier int8 ranges: warn."""
 DEFAULT_DETECTOR_DIR = "scenes_train/images"
-DEFAULT_CLASSIFIER_DIR = "mask12k/train"
+DEFAULT_CLASSIFIER_DIR = "scenes_train"
 
 
 class CalibrationError(ValueError):
@@ -98,5 +99,37 @@ def detector_calibration(folder: str | os.PathLike, family: str, limit: int) -> 
 
 
 def classifier_calibration(folder: str | os.PathLike, size: int, limit: int) -> Calibration:
-    """Face crops as RGB ``size``×``size``, via the runtime's own ``classifier_input``."""
+    """Face crops as RGB ``size``×``size``, via the runtime's own ``classifier_input``: the images of a
+    crop folder, or the annotated faces of a VOC scenes folder (``images/`` + ``annotations/``)."""
+    if (Path(folder) / "annotations").is_dir():
+        return scene_crop_calibration(folder, size, limit)
     return load_calibration(folder, limit, lambda im: [classifier_input(im, size)[None]])
+
+
+def scene_crop_calibration(folder: str | os.PathLike, size: int, limit: int, seed: int = 0) -> Calibration:
+    """A seeded pick of ``limit`` annotated faces of a scenes folder, grown by the pipeline's margin and
+    clamped by the runtime's crop rule; the scene loader skips (and counts) bad scenes and boxes."""
+    from edgemask.core.ops.boxes import crop, face_crop_boxes
+    from edgemask.core.pipeline import DEFAULT_MARGIN
+    from edgemask.evaluation.voc import SCENE_SKIPS, load_scenes
+
+    folder = Path(folder)
+    before = sum(SCENE_SKIPS.values())
+    faces: list[np.ndarray] = []
+    scenes = 0
+    for scene in load_scenes(folder, min_faces=1):
+        h, w = scene.image.shape[:2]
+        faces += [
+            classifier_input(crop(scene.image, b), size)
+            for b in face_crop_boxes(scene.boxes, DEFAULT_MARGIN, w, h)
+        ]
+        scenes += 1
+    if not faces:
+        raise CalibrationError(f"{folder}: no annotated faces to calibrate with")
+    pick = sorted(random.Random(seed).sample(range(len(faces)), min(limit, len(faces))))
+    samples = tuple(faces[i][None].astype(np.float32) for i in pick)
+    if len(samples) < MIN_IMAGES:
+        log.warning(
+            "calibration: only %d face crops from %s (want at least %d)", len(samples), folder, MIN_IMAGES
+        )
+    return Calibration(samples, folder, scenes, sum(SCENE_SKIPS.values()) - before)

@@ -39,6 +39,34 @@ def metrics_table(evaluations: dict[str, dict]) -> str:
     return "\n".join(rows)
 
 
+def scenes_text(info: dict) -> str:
+    """What the scene crops were: how many of each kind, cut how, the incorrect-mask policy."""
+    train, val = info["train"], info["val"]
+    folders = ", ".join(f"`{short_name(f)}`" for f in info["folders"])
+    detector = f"`{info['detector']}`" if info.get("detector") else "no detector"
+    return (
+        f"Scene crops from {folders} ({train['scenes']} scenes train, {val['scenes']} validate): "
+        f"{detector} boxes matched to the annotations at IoU ≥ 0.5, grown by the pipeline's margin "
+        f"{info['margin']} ({counts_text(train['detector'])}), plus the annotated boxes at margin 0 "
+        f"({counts_text(train['truth'])}); {train['under_16_px']} of them under 16 px wide. "
+        f"`mask_weared_incorrect` faces: {info['incorrect']}. {info['occluder_patches']} background "
+        "patches of the scenes serve as occluder textures."
+    )
+
+
+def occluders_text(aug: dict) -> str:
+    parts = []
+    if aug.get("occlusion_prob") or aug.get("occlusion_masked_prob"):
+        parts.append(
+            "lower-face occluders that are not masks (another crop's hair/skin, scene background patches, "
+            f"flat cards; ellipses or rotated rectangles) on bare faces p {aug.get('occlusion_prob', 0):g}, "
+            f"masked faces p {aug.get('occlusion_masked_prob', 0):g}, "
+        )
+    if aug.get("mask_hue_prob"):
+        parts.append(f"masks recoloured (lower-half hue rotation) p {aug['mask_hue_prob']:g}, ")
+    return "".join(parts)
+
+
 def render_classifier_card(result: dict) -> str:
     """Markdown for one training result (the dict written to ``*.metrics.json``)."""
     cfg, data, aug = result["config"], result["data"], result["config"]["augment"]
@@ -54,7 +82,8 @@ def render_classifier_card(result: dict) -> str:
         + ", ".join(f"`{short_name(f)}`" for f in data["folders"])
         + f". Training crops {counts_text(data['train'])}, validation {counts_text(data['val'])} "
         f"({data['val_source']}); "
-        f"{data['skipped']} unreadable file(s) skipped.",
+        f"{data['skipped']} unreadable file(s) skipped."
+        + (" " + scenes_text(data["scenes"]) if data.get("scenes") else ""),
         "",
         "**Recipe.** MobileNetV2 (ImageNet) + GAP → Dense 128 ReLU → "
         f"Dropout {cfg['dropout']} → Dense 2 softmax; {fine_tune}, BatchNorm frozen. "
@@ -75,15 +104,11 @@ def render_classifier_card(result: dict) -> str:
         + f"Augmentation: flip, rotation ±{aug['rotation_deg']}°, shear {aug['shear']}, "
         f"zoom ±{aug['zoom']} per axis (tight/loose boxes), shifts ±{aug['shift']}, "
         f"brightness {aug['brightness']}, contrast ±{aug['contrast']}, saturation {aug['saturation']}, "
-        f"grayscale p {aug['grayscale_prob']}, "
-        + (
-            f"lower-face occluders (another crop's upper part) p {aug['occlusion_prob']}, "
-            if aug.get("occlusion_prob")
-            else ""
-        )
-        + "and with probability "
-        f"{aug['low_res_prob']} a low-resolution pass (down to {aug['low_res_min']}-{aug['low_res_max']} px, "
-        f"back up). Seed {result['seed']}, strategy `{cfg['strategy']}`.",
+        f"grayscale p {aug['grayscale_prob']}, " + occluders_text(aug) + "and with probability "
+        f"{aug['low_res_prob']} a low-resolution pass (down to {aug['low_res_min']}-{aug['low_res_max']} px"
+        + (f", up to {aug['low_res_blur']:g} of a 3×3 blur" if aug.get("low_res_blur") else "")
+        + (f", JPEG q 30-90 with p {aug['low_res_jpeg_prob']:g}" if aug.get("low_res_jpeg_prob") else "")
+        + f", back up; both classes alike). Seed {result['seed']}, strategy `{cfg['strategy']}`.",
         "",
         f"**Time.** {result['train_seconds'] / 60:.1f} min wall clock for data loading (decoded crops "
         f"cached from an earlier run when available) + training on {result['machine']}"

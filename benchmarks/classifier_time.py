@@ -1,0 +1,74 @@
+"""Per-face time of classifier files, side by side: ``MaskClassifier.infer`` on one real face crop
+(batch 1, the runtime's own preprocessing included) at one thread, interleaved round-robin over the files
+so a neighbour's job slows every file alike. Prints one JSON line per file and a markdown table with
+each file's median relative to the first one.
+
+    python benchmarks/classifier_time.py /work/main/models/mask_classifier_int8.tflite \\
+        models/mask_classifier_int8.tflite --runs 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+from edgemask.core.classifier import MaskClassifier
+from edgemask.core.imageio import read_image
+from edgemask.evaluation.timing import round_robin, stats_ms
+
+
+def cpu_name() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return platform.processor() or platform.machine()
+    for line in out.splitlines():
+        if line.startswith("Model name:"):
+            return line.split(":", 1)[1].strip()
+    return platform.machine()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("models", nargs="+", type=Path, help="classifier files (.tflite / .onnx)")
+    p.add_argument("--face", type=Path, help="a face crop image (default: a synthetic 40x32 gradient)")
+    p.add_argument("--runs", type=int, default=300)
+    p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    if args.face:
+        face = read_image(args.face)
+    else:
+        import numpy as np
+
+        face = (np.indices((40, 32)).sum(axis=0)[..., None] * [3, 5, 7] % 256).astype(np.uint8)
+    names = [f"{i}:{m}" for i, m in enumerate(args.models)]
+    classifiers = {n: MaskClassifier(m, args.threads) for n, m in zip(names, args.models, strict=True)}
+    load = os.getloadavg()[0]
+    samples = round_robin(
+        {n: (lambda c=c: c.infer([face])) for n, c in classifiers.items()}, args.runs, args.warmup
+    )
+    stats = {n: stats_ms(s) for n, s in samples.items()}
+    first = stats[names[0]]["median"]
+    print(f"CPU {cpu_name()}; load average {load:.2f} at the start, {os.getloadavg()[0]:.2f} at the end")
+    print("| file | input | median ms | p90 ms | min ms | median × first |\n|---|---|---|---|---|---|")
+    for n, m in zip(names, args.models, strict=True):
+        s = stats[n]
+        size = classifiers[n].input_size
+        times = " | ".join(f"{s[k]:.3f}" for k in ("median", "p90", "min"))
+        print(f"| {m} | {size} | {times} | {s['median'] / first:.2f} |")
+    for n, m in zip(names, args.models, strict=True):
+        print(
+            json.dumps(
+                {"file": str(m), "input_size": classifiers[n].input_size, "threads": args.threads, **stats[n]}
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
