@@ -102,6 +102,15 @@ def train_parser() -> argparse.ArgumentParser:
         help="also validate on copies of the validation crops shrunk to these widths (cycled) "
         "and enlarged back, so early stopping watches small faces too",
     )
+    p.add_argument(
+        "--init-from", default=None, help="start from this trained .keras classifier instead of ImageNet"
+    )
+    p.add_argument(
+        "--quant-aware",
+        action="store_true",
+        help="fine-tune through simulated int8 rounding (with --init-from), so the model survives "
+        "full-integer export; keeps the last epoch",
+    )
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--patience", type=int, default=d.patience, help="early-stopping patience in epochs")
     p.add_argument(
@@ -235,6 +244,8 @@ def train_main(argv: list[str] | None = None) -> int:
         incorrect=args.incorrect_mask,
         scene_val_fraction=args.scene_val_fraction,
         patches_per_scene=args.patches_per_scene,
+        init_from=args.init_from,
+        quant_aware=args.quant_aware,
         card=args.card,
         force=args.force,
         augment=aug,

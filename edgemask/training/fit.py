@@ -37,6 +37,8 @@ from edgemask.training.data import (
 log = logging.getLogger(__name__)
 STRATEGIES = ("default", "mirrored", "multiworker")
 SCHEDULES = ("plateau", "cosine")
+CALIBRATION_CROPS = 500
+"""Training crops whose activation ranges set the simulated int8 rounding (export calibrates on 300)."""
 
 
 @dataclass
@@ -80,6 +82,10 @@ class TrainConfig:
     """Share of the scenes (all their crops together) held out for validation."""
     patches_per_scene: int = 4
     """Background patches cut from each training scene as occluder textures."""
+    init_from: str | None = None
+    """A trained classifier (.keras) to start from instead of ImageNet weights (fine-tuning)."""
+    quant_aware: bool = False
+    """Fine-tune through simulated int8 rounding (:mod:`edgemask.training.quantize`); implies keep last."""
     card: str | None = None
     force: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -204,8 +210,20 @@ def callbacks_for(cfg: TrainConfig, run_dir: Path, started: float) -> list:
     history_csv = run_dir / "history.csv"
     stopping = (
         [keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience, restore_best_weights=True)]
-        if cfg.keep == "best"
+        if cfg.keep == "best" and not cfg.quant_aware
         else []
+    )
+    checkpoint = (
+        []
+        if cfg.quant_aware  # the quantized copy is never saved whole: its weights go to the plain model
+        else [
+            keras.callbacks.ModelCheckpoint(
+                str(run_dir / "best.keras"),
+                monitor="val_loss",
+                save_best_only=True,
+                initial_value_threshold=best_logged(history_csv),
+            )
+        ]
     )
     plateau = (
         [
@@ -221,12 +239,7 @@ def callbacks_for(cfg: TrainConfig, run_dir: Path, started: float) -> list:
         *ema_swap,
         *stopping,
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
-        keras.callbacks.ModelCheckpoint(
-            str(run_dir / "best.keras"),
-            monitor="val_loss",
-            save_best_only=True,
-            initial_value_threshold=best_logged(history_csv),
-        ),
+        *checkpoint,
         *plateau,
         keras.callbacks.CSVLogger(str(history_csv), append=True),
         TimeLimit(),
@@ -263,6 +276,13 @@ def train(cfg: TrainConfig) -> dict:
     keras.utils.set_random_seed(cfg.seed)
     with strategy.scope():
         model = build_classifier(cfg.input_size, cfg.fine_tune_from, cfg.dropout)
+        if cfg.init_from:
+            model.set_weights(keras.models.load_model(cfg.init_from, compile=False).get_weights())
+        if cfg.quant_aware:
+            from edgemask.training.quantize import activation_ranges, quant_aware_copy
+
+            sample = np.random.default_rng(cfg.seed).permutation(len(train_faces.labels))[:CALIBRATION_CROPS]
+            model = quant_aware_copy(model, activation_ranges(model, train_faces.images[np.sort(sample)]))
         model.compile(
             optimizer=make_optimizer(cfg, steps_per_epoch(cfg, len(train_faces.labels))),
             loss=keras.losses.SparseCategoricalCrossentropy(),
@@ -284,10 +304,15 @@ def train(cfg: TrainConfig) -> dict:
         verbose=1 if sys.stdout.isatty() else 2,
     )
     best_path = run_dir / "best.keras"
-    if cfg.keep == "best" and best_path.is_file():
+    if cfg.keep == "best" and best_path.is_file() and not cfg.quant_aware:
         model = keras.models.load_model(best_path, compile=False)
     final = build_classifier(cfg.input_size, cfg.fine_tune_from, cfg.dropout, imagenet=False)
-    final.set_weights(model.get_weights())
+    if cfg.quant_aware:
+        from edgemask.training.quantize import plain_weights
+
+        plain_weights(model, final)
+    else:
+        final.set_weights(model.get_weights())
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.stem + ".part.keras")
     final.save(tmp)
