@@ -87,7 +87,20 @@ def render_classifier_card(result: dict) -> str:
         "",
         "**Recipe.** MobileNetV2 (ImageNet) + GAP → Dense 128 ReLU → "
         f"Dropout {cfg['dropout']} → Dense 2 softmax; {fine_tune}, BatchNorm frozen. "
-        f"Adam lr {cfg['learning_rate']}, batch {cfg['batch_size']}, up to {cfg['epochs']} epochs "
+        + (
+            f"Started from the trained `{Path(cfg['init_from']).name}` of the run whose directory is "
+            f"`{Path(cfg['init_from']).parent.name}`. "
+            if cfg.get("init_from")
+            else ""
+        )
+        + (
+            "Quantization-aware: every tensor the int8 graph stores (ReLU6 outputs, projections, residual "
+            "sums, the rescaled input) is rounded to 256 levels of its range measured on 500 training "
+            "crops, with straight-through gradients. "
+            if cfg.get("quant_aware")
+            else ""
+        )
+        + f"Adam lr {cfg['learning_rate']}, batch {cfg['batch_size']}, up to {cfg['epochs']} epochs "
         f"(ran {result['epochs_run']}), class-balanced cross-entropy with the unmasked class weighted "
         f"×{cfg['unmasked_weight']} more, "
         + (
