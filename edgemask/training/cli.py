@@ -111,6 +111,12 @@ def train_parser() -> argparse.ArgumentParser:
         help="fine-tune through simulated int8 rounding (with --init-from), so the model survives "
         "full-integer export; keeps the last epoch",
     )
+    p.add_argument(
+        "--balance",
+        action="store_true",
+        help="after training, shift the unmasked output bias so max(FAR, FRR) on the validation crops is "
+        "smallest (never on --eval-* data)",
+    )
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--patience", type=int, default=d.patience, help="early-stopping patience in epochs")
     p.add_argument(
@@ -246,6 +252,7 @@ def train_main(argv: list[str] | None = None) -> int:
         patches_per_scene=args.patches_per_scene,
         init_from=args.init_from,
         quant_aware=args.quant_aware,
+        balance=args.balance,
         card=args.card,
         force=args.force,
         augment=aug,

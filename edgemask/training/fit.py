@@ -84,6 +84,8 @@ class TrainConfig:
     """Background patches cut from each training scene as occluder textures."""
     init_from: str | None = None
     """A trained classifier (.keras) to start from instead of ImageNet weights (fine-tuning)."""
+    balance: bool = False
+    """Shift the unmasked output bias so max(FAR, FRR) on the validation crops is smallest."""
     quant_aware: bool = False
     """Fine-tune through simulated int8 rounding (:mod:`edgemask.training.quantize`); implies keep last."""
     card: str | None = None
@@ -313,6 +315,12 @@ def train(cfg: TrainConfig) -> dict:
         plain_weights(model, final)
     else:
         final.set_weights(model.get_weights())
+    bias_shift = None
+    if cfg.balance:
+        from edgemask.training.balance import balance_on
+
+        bias_shift = balance_on(final, val_faces.images, val_faces.labels, cfg.batch_size)
+        log.info("unmasked output bias shifted by %.3f (validation minimax FAR/FRR)", bias_shift)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.stem + ".part.keras")
     final.save(tmp)
@@ -347,6 +355,7 @@ def train(cfg: TrainConfig) -> dict:
         },
         "data": data_info,
         "epochs_run": len(history),
+        **({"bias_shift": round(bias_shift, 4)} if bias_shift is not None else {}),
         "train_seconds": round(train_seconds, 1),
         "eval_seconds": round(time.time() - started - train_seconds, 1),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU(s), TensorFlow {tf.__version__}",
