@@ -162,7 +162,9 @@ def make_optimizer(cfg: TrainConfig, steps: int):
 
     rate = cfg.learning_rate
     if cfg.schedule == "cosine":
-        rate = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, decay_steps=cfg.epochs * steps)
+        rate = keras.optimizers.schedules.CosineDecay(
+            cfg.learning_rate, decay_steps=max(1, cfg.epochs * steps)
+        )
     if cfg.ema:
         return keras.optimizers.Adam(rate, use_ema=True, ema_momentum=cfg.ema)
     return keras.optimizers.Adam(rate)
