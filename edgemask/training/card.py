@@ -100,6 +100,12 @@ def render_classifier_card(result: dict) -> str:
             if cfg.get("quant_aware")
             else ""
         )
+        + (
+            f"The unmasked output bias was then shifted by {result['bias_shift']:+.3f} so that the larger of "
+            "FAR and FRR on the validation crops is smallest. "
+            if result.get("bias_shift") is not None
+            else ""
+        )
         + f"Adam lr {cfg['learning_rate']}, batch {cfg['batch_size']}, up to {cfg['epochs']} epochs "
         f"(ran {result['epochs_run']}), class-balanced cross-entropy with the unmasked class weighted "
         f"×{cfg['unmasked_weight']} more, "
