@@ -38,3 +38,13 @@ def test_loader_errors_name_the_file(tmp_path: Path) -> None:
         load_backend(tmp_path / "model.pt")
     with pytest.raises(BackendError, match="not found"):
         load_backend(tmp_path / "missing.tflite")
+
+
+def test_every_format_of_the_table_has_a_runtime_class() -> None:
+    from edgemask.core.backends import BACKENDS
+    from edgemask.core.formats import FORMATS, format_of, model_filename
+
+    assert set(BACKENDS) == set(FORMATS)
+    for name, fmt in FORMATS.items():
+        assert format_of(model_filename("yunet", name, fmt.precisions[0])) is fmt
+        assert format_of(f"MODEL{fmt.suffix.upper()}") is fmt

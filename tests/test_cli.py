@@ -120,41 +120,6 @@ def test_models_env_overrides_the_repo_folder(tmp_path: Path, monkeypatch) -> No
     assert model_dirs()[0] == Path(cli.__file__).resolve().parents[2] / "models"
 
 
-@pytest.mark.parametrize(
-    ("flag", "value"),
-    [
-        ("--threads", "0"),
-        ("--margin", "-5"),
-        ("--margin", "5"),
-        ("--min-face", "-1"),
-        ("--max-frames", "0"),
-        ("--detector-size", "1"),
-        ("--small-face-size", "10"),
-        ("--conf", "1.5"),
-        ("--retries", "-1"),
-        ("--camera-size", "big"),
-    ],
-)
-def test_out_of_range_options_are_refused_by_the_parser(flag: str, value: str, capsys) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        cli.build_parser().parse_args(["--camera", "0", flag, value])
-    assert exit_info.value.code == 2
-    assert f"argument {flag}" in capsys.readouterr().err
-
-
-def test_size_options() -> None:
-    args = cli.build_parser().parse_args(
-        ["--camera", "0", "--detector-size", "480", "--small-face-size", "off"]
-    )
-    options = cli.pipeline_options(args)
-    assert (options.detector.size, options.detector.small_face_size) == (480, 0)
-    defaults = cli.pipeline_options(cli.build_parser().parse_args(["--camera", "0"]))
-    assert (defaults.detector.size, defaults.detector.small_face_size) == (None, None)
-    assert (defaults.margin, defaults.min_face) == (0.1, 4)
-    with pytest.raises(SystemExit):
-        cli.build_parser().parse_args(["--camera", "0", "--detector-size", "640x480"])
-
-
 def test_show_without_gui_is_a_clear_error(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.setattr(cli, "gui_problem", lambda: "this OpenCV build has no GUI support")
     pipeline = FakePipeline()

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from edgemask.core.formats import FormatError, format_of
 from edgemask.core.metadata import ModelMeta, read_onnx_metadata, read_tflite_metadata
 
 TFLITE_INTERPRETERS = (
@@ -74,6 +75,8 @@ def _tflite_interpreter_class() -> tuple[Any, str]:
 
 
 class TFLiteBackend(Backend):
+    """``.tflite`` files on LiteRT, one ready interpreter per input shape."""
+
     def __init__(self, path: Path, threads: int = 1) -> None:
         interpreter_cls, self.name = _tflite_interpreter_class()
         self.path = path
@@ -133,6 +136,8 @@ class TFLiteBackend(Backend):
 
 
 class OnnxBackend(Backend):
+    """``.onnx`` files on ONNX Runtime's CPU provider."""
+
     def __init__(self, path: Path, threads: int = 1) -> None:
         try:
             import onnxruntime as ort
@@ -160,14 +165,17 @@ class OnnxBackend(Backend):
         return [np.asarray(y, dtype=np.float32) for y in outputs]
 
 
-BACKENDS = {".tflite": TFLiteBackend, ".onnx": OnnxBackend}
+BACKENDS: dict[str, type[Backend]] = {"tflite": TFLiteBackend, "onnx": OnnxBackend}
+"""The runtime class of each format of :data:`edgemask.core.formats.FORMATS`."""
 
 
 def load_backend(path: str | os.PathLike, threads: int = 1) -> Backend:
-    """Load a ``.tflite`` or ``.onnx`` model exported by ``edgemask-export``."""
+    """Load a model file exported by ``edgemask-export``; the formats table picks the runtime."""
     path = Path(path)
-    if path.suffix not in BACKENDS:
-        raise BackendError(f"{path}: unknown model format {path.suffix!r}; expected .tflite or .onnx")
+    try:
+        fmt = format_of(path)
+    except FormatError as e:
+        raise BackendError(str(e)) from e
     if not path.is_file():
         raise BackendError(f"{path}: model file not found (run edgemask-export or pass the model path)")
-    return BACKENDS[path.suffix](path, threads=max(1, int(threads)))
+    return BACKENDS[fmt.name](path, threads=max(1, int(threads)))
