@@ -108,6 +108,8 @@ def test_missing_model_names_the_file_and_the_fix(tmp_path: Path, monkeypatch, c
     assert str(tmp_path / "face_detector_yunet_int8.tflite") in err and "edgemask-export" in err
     assert main(["--source", str(tmp_path / "a.jpg"), "--backend", "onnx", "--detector", "res10"]) == 2
     assert "face_detector_res10_int8.onnx" in capsys.readouterr().err
+    assert main(["--source", str(tmp_path / "a.jpg"), "--precision", "fp32"]) == 2
+    assert "face_detector_yunet_fp32.tflite" in capsys.readouterr().err
     assert main(["--source", str(tmp_path / "a.jpg"), "--detector", str(tmp_path / "mine.tflite")]) == 2
     assert f"detector model not found: {tmp_path / 'mine.tflite'}" in capsys.readouterr().err
 

@@ -35,7 +35,14 @@ from edgemask.app.runner import (
 from edgemask.app.sources import SourceError, is_live, open_source
 from edgemask.argtypes import MIN_NETWORK_SIDE, at_least, fraction, in_range, side_or_off, size_wh
 from edgemask.core.detectors import DetectorOptions, res10, yunet
-from edgemask.core.formats import DEFAULT_DETECTOR, DEFAULT_FORMAT, DETECTORS, FORMATS
+from edgemask.core.formats import (
+    DEFAULT_DETECTOR,
+    DEFAULT_FORMAT,
+    DEFAULT_PRECISION,
+    DETECTORS,
+    FORMATS,
+    PRECISIONS,
+)
 from edgemask.core.pipeline import DEFAULT_MARGIN, DEFAULT_MIN_FACE, PipelineOptions
 
 DEFAULT_THREADS = min(4, os.cpu_count() or 1)
@@ -131,6 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="format of the default files: LiteRT (tflite) or ONNX Runtime (onnx) (default: %(default)s)",
     )
     model.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=DEFAULT_PRECISION,
+        help="precision of the default files (default: %(default)s; ONNX has no fp16; see the README's "
+        "advice per CPU)",
+    )
+    model.add_argument(
         "--threads",
         type=at_least(1),
         default=DEFAULT_THREADS,
@@ -220,8 +234,8 @@ def load_pipeline(args: argparse.Namespace) -> Any:
     from edgemask.core.pipeline import Pipeline
 
     try:
-        detector = resolve_model(args.detector, args.backend, "detector")
-        classifier = resolve_model(args.classifier, args.backend, "classifier")
+        detector = resolve_model(args.detector, args.backend, "detector", args.precision)
+        classifier = resolve_model(args.classifier, args.backend, "classifier", args.precision)
         return Pipeline.from_paths(detector, classifier, pipeline_options(args))
     except (ModelNotFound, BackendError, MetadataError, ValueError) as e:
         raise UsageError(str(e)) from e
