@@ -15,7 +15,16 @@ from typing import Any
 import numpy as np
 
 from edgemask.core.formats import FormatError, format_of
-from edgemask.core.metadata import ModelMeta, read_onnx_metadata, read_tflite_metadata
+from edgemask.core.integrity import verify_onnx, verify_tflite
+from edgemask.core.metadata import (
+    DamagedModelError,
+    MetadataError,
+    ModelMeta,
+    first_line,
+    read_onnx_metadata,
+    read_tflite_metadata,
+)
+from edgemask.core.native_log import native_info_dropped
 
 TFLITE_INTERPRETERS = (
     ("ai_edge_litert.interpreter", "Interpreter"),
@@ -28,6 +37,8 @@ TFLITE_INTERPRETERS = (
 MAX_INTERPRETERS = 8
 """TFLite interpreters kept per input shape (least recently used dropped): the detector's two passes and
 a few classifier batch sizes each keep a ready one."""
+TFLITE_IDENTIFIER = b"TFL3"
+"""Bytes 4-8 of every TFLite flatbuffer."""
 
 
 class BackendError(RuntimeError):
@@ -80,18 +91,21 @@ class TFLiteBackend(Backend):
     def __init__(self, path: Path, threads: int = 1) -> None:
         interpreter_cls, self.name = _tflite_interpreter_class()
         self.path = path
-        self.meta = read_tflite_metadata(path)
+        self.meta = tflite_metadata(path, interpreter_cls)
+        verify_tflite(path, self.meta)
         self._new_interpreter = lambda: interpreter_cls(model_path=str(path), num_threads=threads)
         try:
-            self.interpreter = self._new_interpreter()
-            self._input = self.interpreter.get_input_details()[0]
-            self._outputs = self.interpreter.get_output_details()
-            self._by_shape: OrderedDict = OrderedDict()
-            if -1 not in self._input["shape_signature"]:
-                # A dynamic input is allocated at its first real shape: its placeholder shape (1x1 pixels)
-                # is too small for the convolutions without XNNPACK.
-                self.interpreter.allocate_tensors()
-                self._by_shape[tuple(self._input["shape"])] = (self.interpreter, self._input, self._outputs)
+            with native_info_dropped():
+                self.interpreter = self._new_interpreter()
+                self._input = self.interpreter.get_input_details()[0]
+                self._outputs = self.interpreter.get_output_details()
+                self._by_shape: OrderedDict = OrderedDict()
+                if -1 not in self._input["shape_signature"]:
+                    # A dynamic input is allocated at its first real shape: its placeholder shape (1x1
+                    # pixels) is too small for the convolutions without XNNPACK.
+                    self.interpreter.allocate_tensors()
+                    entry = (self.interpreter, self._input, self._outputs)
+                    self._by_shape[tuple(self._input["shape"])] = entry
         except (ValueError, RuntimeError) as e:
             raise BackendError(f"{path}: not a loadable TFLite model ({e})") from e
 
@@ -123,16 +137,37 @@ class TFLiteBackend(Backend):
         detector pay ~90 ms per frame for alternating 300² and 640-px inputs."""
         entry = self._by_shape.pop(shape, None)
         if entry is None:
-            interpreter = self._new_interpreter()
-            interpreter.resize_tensor_input(
-                interpreter.get_input_details()[0]["index"], list(shape), strict=False
-            )
-            interpreter.allocate_tensors()
+            with native_info_dropped():
+                interpreter = self._new_interpreter()
+                interpreter.resize_tensor_input(
+                    interpreter.get_input_details()[0]["index"], list(shape), strict=False
+                )
+                interpreter.allocate_tensors()
             entry = (interpreter, interpreter.get_input_details()[0], interpreter.get_output_details())
         self._by_shape[shape] = entry
         while len(self._by_shape) > MAX_INTERPRETERS:
             self._by_shape.popitem(last=False)
         self.interpreter, self._input, self._outputs = entry
+
+
+def tflite_metadata(path: Path, interpreter_cls: Any) -> ModelMeta:
+    """The file's metadata; without any, says whether the file is a damaged model (the flatbuffer fails
+    the runtime's verifier) or a TFLite model edgemask did not export."""
+    try:
+        return read_tflite_metadata(path)
+    except DamagedModelError:
+        raise
+    except MetadataError as e:
+        with open(path, "rb") as f:
+            head = f.read(8)
+        if head[4:8] != TFLITE_IDENTIFIER:
+            raise BackendError(f"{path}: not a TFLite model (no TFLite flatbuffer header)") from e
+        try:
+            with native_info_dropped():
+                interpreter_cls(model_path=str(path))
+        except (ValueError, RuntimeError) as load_error:
+            raise DamagedModelError(path, f"not a valid flatbuffer: {first_line(load_error)}") from e
+        raise
 
 
 class OnnxBackend(Backend):
@@ -147,12 +182,16 @@ class OnnxBackend(Backend):
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+        data = path.read_bytes()
         try:
-            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        except Exception as e:
-            raise BackendError(f"{path}: not a loadable ONNX model ({e})") from e
+            self.session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # ONNX Runtime raises its own exception types
+            raise DamagedModelError(
+                path, f"ONNX Runtime cannot read it, or it is not ONNX: {first_line(e)}"
+            ) from e
         self.path = path
         self.meta = read_onnx_metadata(self.session.get_modelmeta().custom_metadata_map, path)
+        verify_onnx(path, data, self.meta)
         self._input = self.session.get_inputs()[0]
         self._dtype = np.uint8 if self._input.type == "tensor(uint8)" else np.float32
 
