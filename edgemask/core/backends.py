@@ -34,9 +34,12 @@ TFLITE_INTERPRETERS = (
 """LiteRT first; the old tflite-runtime and full TensorFlow only as fallbacks, with a warning."""
 
 
-MAX_INTERPRETERS = 8
-"""TFLite interpreters kept per input shape (least recently used dropped): the detector's two passes and
-a few classifier batch sizes each keep a ready one."""
+MAX_INTERPRETERS = 1
+"""TFLite interpreters a model keeps by default, each allocated for one input shape (a caller that
+alternates between shapes on every frame, such as res10's two passes, asks for more with
+``keep_shapes``). A new shape takes over the least recently used interpreter, resized in place: XNNPACK
+re-plans without repacking the weights (5-25 ms for a detector, well under 1 ms for a new classifier
+batch size), where every interpreter kept holds 10-40 MB (benchmarks/memory.py --interpreters)."""
 TFLITE_IDENTIFIER = b"TFL3"
 """Bytes 4-8 of every TFLite flatbuffer."""
 
@@ -54,6 +57,10 @@ class Backend:
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
         raise NotImplementedError
+
+    def keep_shapes(self, count: int) -> None:
+        """Keep ``count`` input shapes ready at once: a caller that alternates between that many shapes
+        on every frame would otherwise pay a re-plan per call. ONNX Runtime handles shapes itself."""
 
 
 def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> np.ndarray:
@@ -94,20 +101,27 @@ class TFLiteBackend(Backend):
         self.meta = tflite_metadata(path, interpreter_cls)
         verify_tflite(path, self.meta)
         self._new_interpreter = lambda: interpreter_cls(model_path=str(path), num_threads=threads)
+        self._by_shape: OrderedDict = OrderedDict()
+        self.max_interpreters = MAX_INTERPRETERS
+        self._spare = None
         try:
             with native_info_dropped():
                 self.interpreter = self._new_interpreter()
                 self._input = self.interpreter.get_input_details()[0]
                 self._outputs = self.interpreter.get_output_details()
-                self._by_shape: OrderedDict = OrderedDict()
                 if -1 not in self._input["shape_signature"]:
                     # A dynamic input is allocated at its first real shape: its placeholder shape (1x1
                     # pixels) is too small for the convolutions without XNNPACK.
                     self.interpreter.allocate_tensors()
                     entry = (self.interpreter, self._input, self._outputs)
                     self._by_shape[tuple(self._input["shape"])] = entry
+                else:
+                    self._spare = self.interpreter
         except (ValueError, RuntimeError) as e:
             raise BackendError(f"{path}: not a loadable TFLite model ({e})") from e
+
+    def keep_shapes(self, count: int) -> None:
+        self.max_interpreters = max(self.max_interpreters, count)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -132,21 +146,25 @@ class TFLiteBackend(Backend):
         return results
 
     def _use_shape(self, shape: tuple[int, ...]) -> None:
-        """Switch to an interpreter allocated for ``shape``, making one if needed. Re-allocating one
-        interpreter on every change re-plans the whole graph (XNNPACK included), which made the two-pass
-        detector pay ~90 ms per frame for alternating 300² and 640-px inputs."""
+        """Switch to the interpreter allocated for ``shape``; if none is, allocate the one made at load (the
+        first time), a new one (while fewer than ``max_interpreters`` exist) or the least recently used
+        one, resized."""
         entry = self._by_shape.pop(shape, None)
         if entry is None:
+            if self._spare is not None:
+                interpreter, self._spare = self._spare, None
+            elif len(self._by_shape) < self.max_interpreters:
+                with native_info_dropped():
+                    interpreter = self._new_interpreter()
+            else:
+                interpreter = self._by_shape.popitem(last=False)[1][0]
             with native_info_dropped():
-                interpreter = self._new_interpreter()
                 interpreter.resize_tensor_input(
                     interpreter.get_input_details()[0]["index"], list(shape), strict=False
                 )
                 interpreter.allocate_tensors()
             entry = (interpreter, interpreter.get_input_details()[0], interpreter.get_output_details())
         self._by_shape[shape] = entry
-        while len(self._by_shape) > MAX_INTERPRETERS:
-            self._by_shape.popitem(last=False)
         self.interpreter, self._input, self._outputs = entry
 
 

@@ -128,6 +128,7 @@ class Res10Detector:
             self.scales = scale_passes(input_size, small_face_size or None)
         else:
             self.scales = (ScalePass((int(fixed[0]), int(fixed[1])), keep_aspect=False),)
+        self.backend.keep_shapes(len(self.scales))
         self._priors: dict[tuple[int, int], np.ndarray] = {}
 
     def priors(self, size: tuple[int, int]) -> np.ndarray:
