@@ -19,6 +19,7 @@ from edgemask.app import cli
 from edgemask.app.camera import CameraError
 from edgemask.app.cli import main
 from edgemask.app.models import MODELS_ENV, model_dirs, resolve_model
+from edgemask.app.sorting import LOCK_FILE
 
 JSON_KEYS = {"source", "frame", "width", "height", "faces", "ms"}
 FACE_KEYS = {"box", "label", "score", "face_score"}
@@ -240,7 +241,7 @@ def test_a_failing_frame_is_counted_and_the_batch_goes_on(tmp_path: Path, capsys
 
 def test_frames_without_faces_still_give_json_and_a_summary(tmp_path: Path, capsys) -> None:
     for k in range(2):
-        cv2.imwrite(str(tmp_path / f"{k}.png"), np.zeros((16, 16, 3), np.uint8))
+        cv2.imwrite(str(tmp_path / f"{k}.png"), np.full((16, 16, 3), k, np.uint8))
     assert (
         run(
             ["--source", str(tmp_path), "--json", "--sort-into", str(tmp_path / "s")],
@@ -252,7 +253,7 @@ def test_frames_without_faces_still_give_json_and_a_summary(tmp_path: Path, caps
     assert [r["faces"] for r in check_json_lines(captured.out)] == [[], []]
     assert "2 images processed, 0 faces (none)" in captured.err
     assert "2 detections smaller than the minimum face size ignored" in captured.err
-    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["manifest.csv"]
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == [LOCK_FILE, "manifest.csv"]
 
 
 def test_nothing_readable_exits_1(tmp_path: Path, capsys) -> None:

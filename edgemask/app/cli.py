@@ -32,6 +32,7 @@ from edgemask.app.runner import (
     silence_stdout,
     summarize,
 )
+from edgemask.app.sorting import SortBusy
 from edgemask.app.sources import SourceError, is_live, open_source
 from edgemask.argtypes import MIN_NETWORK_SIDE, at_least, fraction, in_range, side_or_off, size_wh
 from edgemask.core.detectors import DetectorOptions, res10, yunet
@@ -292,7 +293,7 @@ def main(
     console = Console(args.quiet)
     try:
         return run(args, make_pipeline or load_pipeline, console)
-    except (UsageError, SourceError, SaveError) as e:
+    except (UsageError, SourceError, SaveError, SortBusy) as e:
         console.say(f"error: {e}")
         return EXIT_USAGE
     except KeyboardInterrupt:

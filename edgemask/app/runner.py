@@ -176,6 +176,7 @@ def process(
     sorter = None
     if options.sort_into is not None:
         sorter = FaceSorter(options.sort_into, getattr(pipeline, "margin", DEFAULT_MARGIN))
+        stack.callback(sorter.close)
     if sorter is not None and hasattr(source, "skip"):
         source.skip = sorter.is_done
     window = None
