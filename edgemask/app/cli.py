@@ -17,6 +17,7 @@ from typing import Any
 
 from edgemask.app.camera import Backoff, CameraError
 from edgemask.app.display import gui_problem
+from edgemask.app.footprint import pin_mmap_threshold
 from edgemask.app.models import MODELS_ENV, ModelNotFound, resolve_model
 from edgemask.app.recording import SaveError
 from edgemask.app.runner import (
@@ -34,7 +35,16 @@ from edgemask.app.runner import (
 )
 from edgemask.app.sorting import SortBusy
 from edgemask.app.sources import SourceError, is_live, open_source
-from edgemask.argtypes import MIN_NETWORK_SIDE, at_least, fraction, in_range, side_or_off, size_wh
+from edgemask.argtypes import (
+    COSTLY_NETWORK_SIDE,
+    at_least,
+    fraction,
+    in_range,
+    network_side,
+    side_or_off,
+    size_wh,
+    thread_count,
+)
 from edgemask.core.detectors import DetectorOptions, res10, yunet
 from edgemask.core.formats import (
     DEFAULT_DETECTOR,
@@ -115,7 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="crop every face into DIR/with_mask/ or DIR/without_mask/ with DIR/manifest.csv; "
         "re-running skips sources already in the manifest",
     )
-    out.add_argument("--quiet", action="store_true", help="no progress bar and no per-file warnings")
+    out.add_argument(
+        "--quiet",
+        action="store_true",
+        help="print errors only: no progress bar, no warnings, and the summary only when the run fails",
+    )
 
     model = parser.add_argument_group(
         "models",
@@ -147,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model.add_argument(
         "--threads",
-        type=at_least(1),
+        type=thread_count,
         default=DEFAULT_THREADS,
         metavar="N",
         help="inference threads (default: CPU cores up to 4, here %(default)s)",
@@ -156,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--nms", type=fraction, metavar="IOU", help="IoU threshold of non-maximum suppression")
     model.add_argument(
         "--detector-size",
-        type=at_least(MIN_NETWORK_SIDE),
+        type=network_side,
         metavar="N",
         help=f"YuNet: the long side of the network input (default {yunet.DEFAULT_LONG_SIDE}); res10: its "
         f"squashed pass, N×N ({res10.PAIRED_INPUT_SIZE} beside the small-face pass, else "
@@ -234,12 +248,27 @@ def load_pipeline(args: argparse.Namespace) -> Any:
     from edgemask.core.metadata import MetadataError
     from edgemask.core.pipeline import Pipeline
 
+    pin_mmap_threshold()
     try:
         detector = resolve_model(args.detector, args.backend, "detector", args.precision)
         classifier = resolve_model(args.classifier, args.backend, "classifier", args.precision)
         return Pipeline.from_paths(detector, classifier, pipeline_options(args))
     except (ModelNotFound, BackendError, MetadataError, ValueError) as e:
         raise UsageError(str(e)) from e
+
+
+def costly_sizes(args: argparse.Namespace) -> list[str]:
+    """A warning per detector input above :data:`COSTLY_NETWORK_SIDE`: the detector's time and memory
+    per frame grow with its input's pixels (YuNet int8: 4x from 640² to 1280², 16x to 2560²)."""
+    warnings = []
+    for flag, side in (("--detector-size", args.detector_size), ("--small-face-size", args.small_face_size)):
+        if side and side > COSTLY_NETWORK_SIDE:
+            ratio = (side / yunet.DEFAULT_LONG_SIDE) ** 2
+            warnings.append(
+                f"{flag} {side}: {ratio:.0f}x the pixels of a {yunet.DEFAULT_LONG_SIDE}-px input; expect "
+                f"about {ratio:.0f}x the detector's time and memory per frame"
+            )
+    return warnings
 
 
 def run(
@@ -249,6 +278,8 @@ def run(
         raise UsageError(problem)
     if args.sort_into is not None and args.camera is not None:
         raise UsageError("--sort-into works on images (a folder, a glob or a file), not on a camera")
+    for warning in costly_sizes(args):
+        console.warn(warning)
     pipeline = make_pipeline(args)
     spec = args.camera if args.camera is not None else args.source
     backoff = Backoff(retries=max(0, args.retries), delay=max(0.0, args.retry_delay))
@@ -280,9 +311,11 @@ def run(
         except BrokenPipeError:
             silence_stdout()
             console.say("stdout was closed (e.g. piped into head); stopping")
-    for line in summarize(stats, source, pipeline, options):
-        console.say(line)
-    return exit_code(stats, source)
+    code = exit_code(stats, source)
+    if not args.quiet or code != EXIT_OK:
+        for line in summarize(stats, source, pipeline, options):
+            console.say(line)
+    return code
 
 
 def main(
