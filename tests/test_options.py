@@ -4,13 +4,18 @@ options unchanged."""
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import sys
 
 import pytest
+from conftest import REPO
 from hypothesis import given
 from hypothesis import strategies as st
 
 from edgemask.app import cli
-from edgemask.argtypes import at_least, fraction, side_or_off, size_hw, size_wh
+from edgemask.argtypes import COSTLY_NETWORK_SIDE, at_least, fraction, side_or_off, size_hw, size_wh
+from edgemask.export.cli import build_parser as export_parser
+from edgemask.training.cli import eval_parser, train_main, train_parser
 
 
 @pytest.mark.parametrize(
@@ -80,3 +85,107 @@ def test_sizes_and_off() -> None:
     ):
         with pytest.raises(argparse.ArgumentTypeError):
             parse(bad)
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--detector-size", "5000"), ("--small-face-size", "4097"), ("--threads", "1000")],
+)
+def test_sizes_that_cannot_work_are_refused(flag: str, value: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.build_parser().parse_args(["--camera", "0", flag, value])
+    assert exit_info.value.code == 2
+    assert f"argument {flag}: {value}: expected a whole number from" in capsys.readouterr().err
+
+
+def test_costly_sizes_get_one_warning_each() -> None:
+    parse = cli.build_parser().parse_args
+    assert cli.costly_sizes(parse(["--camera", "0", "--detector-size", str(COSTLY_NETWORK_SIDE)])) == []
+    warnings = cli.costly_sizes(
+        parse(["--camera", "0", "--detector-size", "2560", "--small-face-size", "1920"])
+    )
+    assert warnings == [
+        "--detector-size 2560: 16x the pixels of a 640-px input; expect about 16x the detector's time and "
+        "memory per frame",
+        "--small-face-size 1920: 9x the pixels of a 640-px input; expect about 9x the detector's time and "
+        "memory per frame",
+    ]
+
+
+TRAIN_REFUSED = [
+    ("--input-size", "8"),
+    ("--epochs", "0"),
+    ("--batch-size", "0"),
+    ("--learning-rate", "0"),
+    ("--fine-tune-from", "200"),
+    ("--dropout", "1"),
+    ("--unmasked-weight", "-1"),
+    ("--val-fraction", "1"),
+    ("--val-low-res", "0"),
+    ("--patience", "0"),
+    ("--ema", "1.5"),
+    ("--steps-per-epoch", "0"),
+    ("--time-limit", "-3"),
+    ("--low-res-prob", "2"),
+    ("--occlusion-prob", "-0.1"),
+    ("--low-res-min", "1"),
+    ("--zoom", "3"),
+]
+
+
+@pytest.mark.parametrize(("flag", "value"), TRAIN_REFUSED)
+def test_training_options_are_range_checked(flag: str, value: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        train_parser().parse_args(["--data", "x", flag, value])
+    assert exit_info.value.code == 2
+    assert f"argument {flag}" in capsys.readouterr().err
+
+
+def test_low_res_range_must_be_ordered(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        train_main(["--data", "x", "--low-res-min", "40", "--low-res-max", "20"])
+    assert exit_info.value.code == 2
+    assert "--low-res-min 40 is above --low-res-max 20" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("parser", "argv"),
+    [
+        (eval_parser, ["--model", "m.tflite", "--batch-size", "0"]),
+        (eval_parser, ["--model", "m.tflite", "--margin", "2"]),
+        (export_parser, ["--detector-size", "5000x300"]),
+        (export_parser, ["--calib-images", "0"]),
+        (export_parser, ["--gate-images", "-2"]),
+    ],
+)
+def test_eval_and_export_options_are_range_checked(parser, argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        parser().parse_args(argv)
+    assert exit_info.value.code == 2
+
+
+def script_parser(name: str):
+    """The ``build_parser`` of a benchmark script (they import their siblings by plain name)."""
+    folder = REPO / "benchmarks"
+    sys.path.insert(0, str(folder))
+    try:
+        spec = importlib.util.spec_from_file_location(f"bench_{name}", folder / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(folder))
+    return module.build_parser()
+
+
+@pytest.mark.parametrize(
+    ("script", "argv"),
+    [
+        ("memory", ["--interpreters", "0"]),
+        ("memory", ["--rounds", "0"]),
+        ("memory", ["--load-runs", "-1"]),
+    ],
+)
+def test_benchmark_options_are_range_checked(script: str, argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        script_parser(script).parse_args(argv)
+    assert exit_info.value.code == 2

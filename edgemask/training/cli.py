@@ -8,9 +8,17 @@ import logging
 import sys
 from pathlib import Path
 
+from edgemask.argtypes import at_least, fraction, in_range, whole_in_range
+from edgemask.core.backends import BackendError
+from edgemask.extras import missing_extra, missing_modules
 from edgemask.training.augment import AugmentConfig
 from edgemask.training.data import DataError
 from edgemask.training.fit import SCHEDULES, STRATEGIES, TrainConfig
+
+BACKBONE_LAYERS = 154
+"""Layers of Keras's MobileNetV2 backbone: --fine-tune-from picks the first trainable one."""
+MAX_INPUT_SIZE = 1024
+MAX_BATCH_SIZE = 4096
 
 EXAMPLES_TRAIN = """examples:
   edgemask-train --data ../shared/assets/datasets/mask12k --data ../shared/assets/datasets/rmfd_mix \\
@@ -20,7 +28,8 @@ EXAMPLES_TRAIN = """examples:
 
 
 def _fine_tune(value: str) -> int | None:
-    return None if value.lower() in ("none", "frozen") else int(value)
+    """A backbone layer index, or ``none`` / ``frozen``."""
+    return None if value.lower() in ("none", "frozen") else whole_in_range(0, BACKBONE_LAYERS)(value)
 
 
 def train_parser() -> argparse.ArgumentParser:
@@ -40,38 +49,46 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", default=d.run_dir, help="checkpoints and history, outside git (%(default)s)")
     p.add_argument("--cache-dir", default=d.cache_dir, help="decoded-crop cache (%(default)s)")
     p.add_argument(
-        "--input-size", type=int, default=d.input_size, help="square input side (default %(default)s)"
+        "--input-size",
+        type=whole_in_range(32, MAX_INPUT_SIZE),
+        default=d.input_size,
+        help="square input side (default %(default)s)",
     )
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--learning-rate", type=float, default=d.learning_rate)
+    p.add_argument("--epochs", type=whole_in_range(1, 10_000), default=d.epochs)
+    p.add_argument("--batch-size", type=whole_in_range(1, MAX_BATCH_SIZE), default=d.batch_size)
+    p.add_argument("--learning-rate", type=in_range(1e-8, 1.0), default=d.learning_rate)
     p.add_argument(
         "--fine-tune-from",
         type=_fine_tune,
         default=d.fine_tune_from,
         help="first trainable backbone layer of 154, or 'none' to freeze it (default %(default)s)",
     )
-    p.add_argument("--dropout", type=float, default=d.dropout)
+    p.add_argument("--dropout", type=in_range(0.0, 0.95), default=d.dropout)
     p.add_argument(
         "--unmasked-weight",
-        type=float,
+        type=in_range(0.01, 100.0),
         default=d.unmasked_weight,
         help="extra loss weight of without_mask after class balancing; >1 trades FRR for FAR",
     )
     p.add_argument(
-        "--val-fraction", type=float, default=d.val_fraction, help="used only without val/ folders"
+        "--val-fraction",
+        type=in_range(0.01, 0.9),
+        default=d.val_fraction,
+        help="used only without val/ folders",
     )
     p.add_argument(
         "--val-low-res",
-        type=int,
+        type=at_least(2),
         nargs="*",
         default=list(d.val_low_res),
         metavar="PX",
         help="also validate on copies of the validation crops shrunk to these widths (cycled) "
         "and enlarged back, so early stopping watches small faces too",
     )
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--patience", type=int, default=d.patience, help="early-stopping patience in epochs")
+    p.add_argument("--seed", type=at_least(0), default=d.seed)
+    p.add_argument(
+        "--patience", type=at_least(1), default=d.patience, help="early-stopping patience in epochs"
+    )
     p.add_argument(
         "--keep",
         choices=("best", "last"),
@@ -88,7 +105,7 @@ def train_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--ema",
-        type=float,
+        type=in_range(0.0, 0.99999),
         default=None,
         metavar="MOMENTUM",
         help="keep an exponential moving average of the weights (e.g. 0.998) and ship it",
@@ -100,31 +117,36 @@ def train_parser() -> argparse.ArgumentParser:
         help="tf.distribute strategy: one device, MirroredStrategy over local devices, or "
         "MultiWorkerMirroredStrategy (cluster from $TF_CONFIG)",
     )
-    p.add_argument("--steps-per-epoch", type=int, default=None, help="cap steps per epoch (smoke tests)")
+    p.add_argument(
+        "--steps-per-epoch", type=at_least(1), default=None, help="cap steps per epoch (smoke tests)"
+    )
     p.add_argument(
         "--time-limit",
-        type=float,
+        type=in_range(0.01, 1e6),
         default=None,
         metavar="MIN",
         help="stop after the epoch in which this many minutes have passed",
     )
     p.add_argument(
         "--low-res-prob",
-        type=float,
+        type=fraction,
         default=a.low_res_prob,
         help="share of training crops degraded to a tiny size and back (default %(default)s)",
     )
     p.add_argument(
         "--occlusion-prob",
-        type=float,
+        type=fraction,
         default=a.occlusion_prob,
         help="share of crops whose lower face is partly covered by another crop's hair/forehead "
         "(default %(default)s)",
     )
-    p.add_argument("--low-res-min", type=int, default=a.low_res_min)
-    p.add_argument("--low-res-max", type=int, default=a.low_res_max)
+    p.add_argument("--low-res-min", type=at_least(2), default=a.low_res_min)
+    p.add_argument("--low-res-max", type=at_least(2), default=a.low_res_max)
     p.add_argument(
-        "--zoom", type=float, default=a.zoom, help="crop-margin jitter per axis (default %(default)s)"
+        "--zoom",
+        type=in_range(0.0, 0.9),
+        default=a.zoom,
+        help="crop-margin jitter per axis (default %(default)s)",
     )
     p.add_argument("--eval-data", action="append", default=[], help="class folder to evaluate after training")
     p.add_argument(
@@ -137,7 +159,13 @@ def train_parser() -> argparse.ArgumentParser:
 
 
 def train_main(argv: list[str] | None = None) -> int:
-    args = train_parser().parse_args(argv)
+    parser = train_parser()
+    args = parser.parse_args(argv)
+    if args.low_res_min > args.low_res_max:
+        parser.error(f"--low-res-min {args.low_res_min} is above --low-res-max {args.low_res_max}")
+    if problem := missing_extra("train", "edgemask-train"):
+        print(f"edgemask-train: error: {problem}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     aug = AugmentConfig(
         low_res_prob=args.low_res_prob,
@@ -199,12 +227,28 @@ def eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", action="append", default=[], help="class folder (repeatable)")
     p.add_argument("--voc", action="append", default=[], help="VOC scenes folder (repeatable)")
     p.add_argument(
-        "--margin", type=float, default=0.0, help="grow VOC boxes by this share per side (default 0)"
+        "--margin",
+        type=in_range(0.0, 1.0),
+        default=0.0,
+        help="grow VOC boxes by this share per side (default 0)",
     )
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=whole_in_range(1, MAX_BATCH_SIZE), default=64)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.add_argument("--out", default=None, help="folder for confusion-matrix PNGs and metrics JSON")
     return p
+
+
+def eval_needs(args: argparse.Namespace) -> str | None:
+    """What the model file (and ``--out``'s plots) need that is not installed, as one line."""
+    suffix = Path(args.model).suffix.lower()
+    what = f"edgemask-eval on a {suffix} file"
+    if suffix == ".keras":
+        return missing_extra("train", what)
+    if suffix in (".h5", ".model"):
+        return missing_extra("peers", what)
+    if args.out and missing_modules(("matplotlib",)):
+        return "edgemask-eval --out draws with matplotlib, not installed here: pip install 'edgemask[train]'"
+    return None
 
 
 def eval_main(argv: list[str] | None = None) -> int:
@@ -212,6 +256,9 @@ def eval_main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     if not args.data and not args.voc:
         print("edgemask-eval: error: give at least one --data or --voc folder", file=sys.stderr)
+        return 2
+    if problem := eval_needs(args):
+        print(f"edgemask-eval: error: {problem}", file=sys.stderr)
         return 2
     from edgemask.evaluation.metrics import format_confusion, format_report, save_confusion_png
     from edgemask.training.evaluate import evaluate_folder, evaluate_voc, load_classifier
@@ -223,7 +270,7 @@ def eval_main(argv: list[str] | None = None) -> int:
             results[folder] = evaluate_folder(clf, folder, args.batch_size)
         for folder in args.voc:
             results[folder] = evaluate_voc(clf, folder, args.margin, args.batch_size)
-    except (DataError, FileNotFoundError, ValueError) as e:
+    except (DataError, FileNotFoundError, ValueError, BackendError) as e:
         print(f"edgemask-eval: error: {e}", file=sys.stderr)
         return 2
     report = {"model": args.model, "input_size": clf.input_size, "results": results}
