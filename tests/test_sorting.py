@@ -266,3 +266,19 @@ def test_a_second_run_into_a_busy_folder_stops_at_once(tmp_path: Path, capsys) -
     assert pipeline.seen == [] and sorted(p.name for p in out.iterdir()) == [LOCK_FILE]
     assert sort(tmp_path / "day1", out) == 0  # released: the next run goes ahead
     assert len(rows(out)) == 4
+
+
+def test_an_output_folder_that_cannot_be_written_is_one_line(tmp_path: Path, capsys) -> None:
+    write_days(tmp_path)
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the folder should be")
+    assert sort(tmp_path / "day1", blocker / "sorted") == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"edgemask-run: error: {blocker / 'sorted'}: cannot sort into this folder")
+    out = tmp_path / "sorted"
+    out.mkdir()
+    (out / MANIFEST).write_bytes(b"source,crop\n\xff\xfe broken\n")
+    assert sort(tmp_path / "day1", out) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"edgemask-run: error: {out / MANIFEST}: cannot read or update it")
+    assert (out / MANIFEST).read_bytes() == b"source,crop\n\xff\xfe broken\n"

@@ -33,7 +33,7 @@ from edgemask.app.runner import (
     silence_stdout,
     summarize,
 )
-from edgemask.app.sorting import SortBusy
+from edgemask.app.sorting import SortError
 from edgemask.app.sources import SourceError, is_live, open_source
 from edgemask.argtypes import (
     COSTLY_NETWORK_SIDE,
@@ -326,7 +326,7 @@ def main(
     console = Console(args.quiet)
     try:
         return run(args, make_pipeline or load_pipeline, console)
-    except (UsageError, SourceError, SaveError, SortBusy) as e:
+    except (UsageError, SourceError, SaveError, SortError) as e:
         console.say(f"error: {e}")
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -48,7 +48,11 @@ LOCK_FILE = ".edgemask-sort.lock"
 FIELDS = ("source", "sha256", "face", "x1", "y1", "x2", "y2", "label", "score", "face_score", "crop")
 
 
-class SortBusy(RuntimeError):
+class SortError(RuntimeError):
+    """An output folder that cannot be sorted into."""
+
+
+class SortBusy(SortError):
     """Another run holds the output folder."""
 
 
@@ -105,11 +109,18 @@ class FaceSorter:
     def __init__(self, out_dir: Path, margin: float = 0.1) -> None:
         self.out_dir = out_dir
         self.margin = margin
-        out_dir.mkdir(parents=True, exist_ok=True)
-        self.lock = SortLock(out_dir)
         self.manifest = out_dir / MANIFEST
-        upgrade_manifest(self.manifest)
-        self.done = read_manifest(self.manifest)
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            self.lock = SortLock(out_dir)
+        except OSError as e:
+            raise SortError(f"{out_dir}: cannot sort into this folder ({e})") from e
+        try:
+            upgrade_manifest(self.manifest)
+            self.done = read_manifest(self.manifest)
+        except (OSError, UnicodeDecodeError, csv.Error) as e:
+            self.lock.release()
+            raise SortError(f"{self.manifest}: cannot read or update it ({e})") from e
         self.crops_written = 0
         self._digests: dict[str, str] = {}
 
