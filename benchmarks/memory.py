@@ -259,13 +259,19 @@ def venv_size(args: argparse.Namespace) -> dict | None:
             subprocess.run([*pip, "--upgrade", "pip"], check=True)
             subprocess.run([*pip, "-e", f"{assets.REPO_ROOT}[runtime]"], check=True)
         site = next((venv / "lib").glob("python3*/site-packages"))
-        du = subprocess.run(["du", "-sk", str(site)], capture_output=True, text=True, check=True)
         packages = sorted(p.name for p in site.glob("*.dist-info"))
+        folders = {p.name: disk_mb(p) for p in site.iterdir() if p.is_dir() and not p.name.endswith("-info")}
         return {
             "venv": str(args.venv) if args.venv else "fresh, pip install -e '.[runtime]'",
-            "site_packages_mb": int(du.stdout.split()[0]) / 1024,
+            "site_packages_mb": disk_mb(site),
+            "largest_mb": dict(sorted(folders.items(), key=lambda kv: -kv[1])[:6]),
             "packages": [p.removesuffix(".dist-info") for p in packages],
         }
+
+
+def disk_mb(path: Path) -> float:
+    du = subprocess.run(["du", "-sk", str(path)], capture_output=True, text=True, check=True)
+    return int(du.stdout.split()[0]) / 1024
 
 
 def fmt(value: float | None) -> str:
@@ -300,6 +306,7 @@ def markdown(args: argparse.Namespace, memory: list[dict], checks: list[dict], v
             "",
             f"Runtime-only install ({venv['venv']}): site-packages {venv['site_packages_mb']:.0f} MB",
         ]
+        lines.append("largest: " + ", ".join(f"{k} {v:.0f} MB" for k, v in venv["largest_mb"].items()))
         lines.append("packages: " + ", ".join(venv["packages"]))
     default = next((r for r in memory if r["interpreters"] == MAX_INTERPRETERS), None)
     if default is not None:

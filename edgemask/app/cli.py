@@ -123,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         type=Path,
         help="crop every face into DIR/with_mask/ or DIR/without_mask/ with DIR/manifest.csv; "
-        "re-running skips sources already in the manifest",
+        "re-running skips pictures already sorted (known by their content, so new pictures with old "
+        "names are sorted too); one run per DIR at a time",
     )
     out.add_argument(
         "--quiet",
