@@ -84,16 +84,16 @@ class SortLock:
 
 
 class Manifest:
-    """What an existing ``manifest.csv`` says is done: digests (with the path first seen under), and the
-    paths of rows without a digest (manifests from before digests)."""
+    """What an existing ``manifest.csv`` says is done: the digests of its sources, and the paths of rows
+    without a digest (manifests from before digests)."""
 
     def __init__(self) -> None:
-        self.digests: dict[str, str] = {}
+        self.digests: set[str] = set()
         self.legacy_paths: set[str] = set()
 
     def add(self, source: str, digest: str) -> None:
         if digest:
-            self.digests.setdefault(digest, source)
+            self.digests.add(digest)
         else:
             self.legacy_paths.add(source)
 
