@@ -167,13 +167,15 @@ def test_eval_and_export_options_are_range_checked(parser, argv: list[str]) -> N
 def script_parser(name: str):
     """The ``build_parser`` of a benchmark script (they import their siblings by plain name)."""
     folder = REPO / "benchmarks"
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", folder / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
     sys.path.insert(0, str(folder))
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     try:
-        spec = importlib.util.spec_from_file_location(f"bench_{name}", folder / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     finally:
         sys.path.remove(str(folder))
+        del sys.modules[spec.name]
     return module.build_parser()
 
 
