@@ -303,7 +303,7 @@ run_x86() {
 run_arm64() {
     link_images "$ROOTFS/opt/edgemask/images" "$IN_ASSETS/datasets/scenes_dev/images"
     # shellcheck disable=SC2016  # expanded by the inner sh
-    in_rootfs env EDGEMASK_MODELS="$IN_MODELS" sh -c 'cd "$0" && exec edgemask-run "$@"' "$IN_SRC" \
+    in_rootfs env EDGEMASK_MODELS="$IN_MODELS" EDGEMASK_NATIVE_LOG=1 sh -c 'cd "$0" && exec edgemask-run "$@"' "$IN_SRC" \
         --source /opt/edgemask/images "${RUN_ARGS[@]}" >"$OUT/aarch64.json"
 }
 

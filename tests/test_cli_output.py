@@ -190,3 +190,12 @@ def test_native_info_lines_are_dropped_and_the_rest_passed_on(capfd) -> None:
     os.write(2, b"INFO: after the block\n")
     err = capfd.readouterr().err
     assert err == "ERROR: something real\nINFO: after the block\n"
+
+
+def test_native_info_lines_are_kept_when_asked(capfd, monkeypatch) -> None:
+    from edgemask.core.native_log import KEEP_ENV, native_info_dropped
+
+    monkeypatch.setenv(KEEP_ENV, "1")
+    with native_info_dropped():
+        os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
+    assert capfd.readouterr().err == "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"

@@ -2,7 +2,8 @@
 to file descriptor 2 when an interpreter is first allocated, tearing progress bars. Python has no switch
 for it (only the C++ API's ``LoggerOptions::SetMinimumLogSeverity``), so interpreter set-up runs with
 fd 2 captured, and every captured line except the runtime's ``INFO:`` lines is passed on afterwards:
-warnings and errors still show, only the chatter goes.
+warnings and errors still show, only the chatter goes. ``EDGEMASK_NATIVE_LOG=1`` keeps everything (the
+arm64 check reads the XNNPACK line to prove the delegate is in use, as on a Pi).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from contextlib import contextmanager
 
 STDERR_FD = 2
 DROPPED_PREFIX = "INFO: "
+KEEP_ENV = "EDGEMASK_NATIVE_LOG"
 _lock = threading.RLock()
 """fd 2 is one per process: two threads swapping it at once could leave it pointing at a dead file."""
 
@@ -24,6 +26,9 @@ _lock = threading.RLock()
 def native_info_dropped() -> Iterator[None]:
     """Run the block with fd 2 captured; afterwards write what was captured to ``sys.stderr``, minus the
     native runtime's ``INFO:`` lines."""
+    if os.environ.get(KEEP_ENV) == "1":
+        yield
+        return
     with _lock:
         sys.stderr.flush()
         try:
