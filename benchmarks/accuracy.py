@@ -2,11 +2,12 @@
 pipeline, the classic recipe (cv2.dnn 300×300 at 0.5 + the PyImageSearch classifier) and the AIZOO
 one-stage peer; plus each classifier alone on ground-truth crops.
 
-Detection numbers follow :mod:`edgemask.evaluation.detection_metrics` (PASCAL VOC, IoU 0.5): face recall overall and
-by face width, precision, AP per class and mAP@0.5 with ``mask_weared_incorrect`` boxes ignored, and FAR /
-FRR on the faces that were found. AP ranks detections by face score × class probability (AIZOO: its
-class score). ``--sweep`` evaluates the detector's levers (input size, small-face pass, confidence) on the
-even and the odd half of the scenes separately, so a setting is chosen only if it wins on both.
+Detection numbers follow :mod:`edgemask.evaluation.detection_metrics` (PASCAL VOC, IoU 0.5): face recall
+overall and by face width, precision, AP per class and mAP@0.5 with ``mask_weared_incorrect`` boxes
+ignored, and FAR / FRR on the faces that were found. AP ranks detections by face score × class
+probability (AIZOO: its class score). ``--sweep`` evaluates the detector's levers (input size, small-face
+pass, confidence) on the even and the odd half of the scenes separately, so a setting is chosen only if it
+wins on both.
 
 Run ``python benchmarks/accuracy.py --help``; ``--quick`` smoke-runs it on 2 scenes.
 """
@@ -23,6 +24,7 @@ import numpy as np
 from formats import DEFAULT, VARIANT_NAMES, VARIANTS, available
 from tqdm import tqdm
 
+from edgemask.argtypes import at_least, fraction, in_range, network_side, side_or_off, thread_count
 from edgemask.assets import REPO_ROOT, find
 from edgemask.core.classifier import MaskClassifier
 from edgemask.core.detectors.res10 import DEFAULT_SMALL_FACE_SIZE
@@ -54,16 +56,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--formats", nargs="+", choices=VARIANT_NAMES, metavar="FORMAT", help=f"only these of {VARIANT_NAMES}"
     )
-    p.add_argument("--limit", type=int, help="only the first N scenes")
-    p.add_argument("--threads", type=int, default=usable_cores(), help="threads for every runtime")
+    p.add_argument("--limit", type=at_least(1), help="only the first N scenes")
+    p.add_argument("--threads", type=thread_count, default=usable_cores(), help="threads for every runtime")
     p.add_argument("--no-peers", action="store_true", help="skip the classic recipe and AIZOO (no TF)")
     p.add_argument(
-        "--crop-margin", type=float, default=0.1, help="margin of ground-truth crops (the pipeline's)"
+        "--crop-margin",
+        type=in_range(0.0, 1.0),
+        default=0.1,
+        help="margin of ground-truth crops (the pipeline's)",
     )
-    p.add_argument("--conf", type=float, help="edgemask face confidence (default: the model's)")
+    p.add_argument("--conf", type=fraction, help="edgemask face confidence (default: the model's)")
     p.add_argument(
         "--small-face-size",
-        type=int,
+        type=side_or_off(),
         help=f"edgemask small-face pass size, 0 = off (default: the runtime's, {DEFAULT_SMALL_FACE_SIZE})",
     )
     p.add_argument("--quick", action="store_true", help="smoke run: 2 scenes")
@@ -72,18 +77,20 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = p.add_argument_group("sweep (detector levers, int8 TFLite unless --sweep-format)")
     sweep.add_argument("--sweep", action="store_true", help="evaluate the grid instead of the comparison")
     sweep.add_argument("--sweep-format", default=DEFAULT.name, choices=VARIANT_NAMES)
-    sweep.add_argument("--input-sizes", type=int, nargs="+", default=[224, 300], help="squashed pass sizes")
+    sweep.add_argument(
+        "--input-sizes", type=network_side, nargs="+", default=[224, 300], help="squashed pass sizes"
+    )
     sweep.add_argument(
         "--small-face-sizes",
-        type=int,
+        type=side_or_off(),
         nargs="+",
         default=[0, 512, 640, 800],
         help="enlarged keep-aspect pass sizes; 0 = no second pass",
     )
-    sweep.add_argument("--confs", type=float, nargs="+", default=[0.2, 0.3, 0.4, 0.5])
+    sweep.add_argument("--confs", type=fraction, nargs="+", default=[0.2, 0.3, 0.4, 0.5])
     sweep.add_argument(
         "--margins",
-        type=float,
+        type=in_range(0.0, 1.0),
         nargs="+",
         default=[0.1],
         help="share of the box added on each side of a face crop before classifying",

@@ -30,6 +30,7 @@ import numpy as np
 from formats import DEFAULT, MODEL_STEMS, RUNTIME_NAMES, VARIANT_NAMES, Variant, available
 from tqdm import tqdm
 
+from edgemask.argtypes import at_least, side_or_off, thread_count
 from edgemask.assets import REPO_ROOT
 from edgemask.core.backends import load_backend, quantize
 from edgemask.core.classifier import MaskClassifier
@@ -58,18 +59,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--formats", nargs="+", choices=VARIANT_NAMES, metavar="FORMAT", help=f"only these of {VARIANT_NAMES}"
     )
     p.add_argument("--scenes", type=Path, help="VOC scenes folder (default: scenes_dev from the assets)")
-    p.add_argument("--runs", type=int, default=100, help="timed runs per model file")
-    p.add_argument("--warmup", type=int, default=5, help="untimed runs first")
-    p.add_argument("--frames", type=int, default=20, help="real frames for the end-to-end part")
-    p.add_argument("--min-faces", type=int, default=3, help="frames need at least this many annotated faces")
-    p.add_argument("--reps", type=int, default=3, help="passes over the frames per system")
+    p.add_argument("--runs", type=at_least(1), default=100, help="timed runs per model file")
+    p.add_argument("--warmup", type=at_least(0), default=5, help="untimed runs first")
+    p.add_argument("--frames", type=at_least(1), default=20, help="real frames for the end-to-end part")
     p.add_argument(
-        "--threads", type=int, nargs="+", help="thread counts for the per-model part (default: 1 and all)"
+        "--min-faces", type=at_least(0), default=3, help="frames need at least this many annotated faces"
     )
-    p.add_argument("--e2e-threads", type=int, default=1, help="threads for the end-to-end part")
+    p.add_argument("--reps", type=at_least(1), default=3, help="passes over the frames per system")
+    p.add_argument(
+        "--threads",
+        type=thread_count,
+        nargs="+",
+        help="thread counts for the per-model part (default: 1 and all)",
+    )
+    p.add_argument("--e2e-threads", type=thread_count, default=1, help="threads for the end-to-end part")
     p.add_argument(
         "--small-face-sizes",
-        type=int,
+        type=side_or_off(),
         nargs="*",
         default=[0, 800],
         help="extra end-to-end rows: the int8 TFLite pipeline with these small-face pass sizes (0 = off)",

@@ -12,4 +12,4 @@ The package in three stages and a core:
 Importing ``edgemask`` or anything it uses at run time never imports TensorFlow.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

@@ -8,6 +8,14 @@ from collections.abc import Callable
 
 MIN_NETWORK_SIDE = 32
 """Detector inputs are padded or rounded to multiples of 32 px; nothing smaller can run."""
+MAX_NETWORK_SIDE = 4096
+"""Past a 4K frame's long side. The detector's time and working memory grow with the input's pixels
+(YuNet int8: 21 MB at 640², 82 MB at 1280², 326 MB at 2560²), so 4096² needs ~0.8 GB, more than a small
+device has."""
+COSTLY_NETWORK_SIDE = 1280
+MAX_THREADS = 256
+"""Thread counts are capped well above any core count a device has: each thread is an OS thread."""
+"""Above this long side a detector input is accepted with a warning: 4x a 640-px input's pixels."""
 
 
 def _number(text: str, kind: type) -> float:
@@ -31,6 +39,19 @@ def at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def whole_in_range(low: int, high: int) -> Callable[[str], int]:
+    """A whole number in ``[low, high]``."""
+
+    def parse(text: str) -> int:
+        value = int(_number(text, int))
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text}: expected a whole number from {low} to {high}")
+        return value
+
+    parse.__name__ = f"integer in [{low}, {high}]"
+    return parse
+
+
 def in_range(low: float, high: float) -> Callable[[str], float]:
     """A number in ``[low, high]``."""
 
@@ -45,11 +66,13 @@ def in_range(low: float, high: float) -> Callable[[str], float]:
 
 
 fraction = in_range(0.0, 1.0)
+network_side = whole_in_range(MIN_NETWORK_SIDE, MAX_NETWORK_SIDE)
+thread_count = whole_in_range(1, MAX_THREADS)
 
 
-def side_or_off(minimum: int = MIN_NETWORK_SIDE) -> Callable[[str], int]:
-    """A network side in pixels (>= ``minimum``), or ``off`` / ``0`` (returned as 0)."""
-    side = at_least(minimum)
+def side_or_off(minimum: int = MIN_NETWORK_SIDE, maximum: int = MAX_NETWORK_SIDE) -> Callable[[str], int]:
+    """A network side in pixels (``minimum`` to ``maximum``), or ``off`` / ``0`` (returned as 0)."""
+    side = whole_in_range(minimum, maximum)
 
     def parse(text: str) -> int:
         return 0 if text.lower() in ("off", "none", "0") else side(text)
@@ -73,8 +96,10 @@ def size_wh(text: str) -> tuple[int, int]:
 
 
 def size_hw(text: str) -> tuple[int, int]:
-    """A network input ``N`` or ``WxH`` → ``(height, width)``, each side at least 32 px."""
+    """A network input ``N`` or ``WxH`` → ``(height, width)``, each side from 32 to 4096 px."""
     width, height = size_wh(text)
-    if min(width, height) < MIN_NETWORK_SIDE:
-        raise argparse.ArgumentTypeError(f"bad size {text!r}: each side must be at least {MIN_NETWORK_SIDE}")
+    if not MIN_NETWORK_SIDE <= min(width, height) <= max(width, height) <= MAX_NETWORK_SIDE:
+        raise argparse.ArgumentTypeError(
+            f"bad size {text!r}: each side must be from {MIN_NETWORK_SIDE} to {MAX_NETWORK_SIDE}"
+        )
     return height, width

@@ -10,8 +10,6 @@ import hashlib
 import os
 import shutil
 import tempfile
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,6 +118,8 @@ def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
 
 def download(url: str, target: Path, *, sha1: str | None = None, sha256: str | None = None) -> None:
     """Download to a temporary file, check the digest, then move it into place atomically."""
+    import urllib.request  # here, not at the top: with ssl and http it adds ~8 MB to every edgemask-run
+
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, suffix=".part")
     tmp = Path(tmp_name)
@@ -127,7 +127,7 @@ def download(url: str, target: Path, *, sha1: str | None = None, sha256: str | N
         try:
             with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as resp:
                 shutil.copyfileobj(resp, out)
-        except (urllib.error.URLError, OSError) as e:
+        except OSError as e:  # urllib's URLError included
             raise AssetError(
                 f"could not download {url} ({e}); offline? Put the file under ${ENV_VAR}."
             ) from e

@@ -30,6 +30,7 @@ from edgemask.export.calibration import DEFAULT_CLASSIFIER_DIR, DEFAULT_DETECTOR
 from edgemask.export.report import json_report, markdown_table
 from edgemask.export.run import ExportOptions, ExportRun, Job, Paths
 from edgemask.export.sources import SourceError
+from edgemask.extras import missing_extra
 
 log = logging.getLogger("edgemask.export")
 
@@ -130,6 +131,9 @@ def quiet_tensorflow(verbose: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
+    if problem := missing_extra("export", "edgemask-export"):
+        log.error("%s", problem)
+        return 2
     quiet_tensorflow(args.verbose)
     jobs = plan_jobs(args)
     if not jobs:

@@ -13,8 +13,10 @@ outputs cost the detector 2-3 % of its detections on scenes_dev, and these ops m
 from __future__ import annotations
 
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
+from edgemask.core.integrity import placeholder_checksum, seal_onnx
 from edgemask.core.metadata import METADATA_KEY, ModelMeta
 from edgemask.export.calibration import Calibration
 from edgemask.export.sources import ExportSource
@@ -133,12 +135,11 @@ def output_names(model, source: ExportSource) -> tuple[str, ...]:
 
 
 def write(model, path: Path, meta: ModelMeta) -> None:
-    """Save with edgemask metadata in ``metadata_props`` (key ``edgemask``)."""
-    import onnx
-
+    """Save with edgemask metadata in ``metadata_props`` (key ``edgemask``), sealed with the SHA-256 of
+    the file's own bytes (see :mod:`edgemask.core.integrity`)."""
     for prop in list(model.metadata_props):
         if prop.key == METADATA_KEY:
             model.metadata_props.remove(prop)
     entry = model.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, meta.to_json()
-    onnx.save(model, str(path))
+    entry.key, entry.value = METADATA_KEY, replace(meta, checksum=placeholder_checksum()).to_json()
+    path.write_bytes(seal_onnx(model.SerializeToString()))

@@ -10,8 +10,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from edgemask.core.backends import BackendError
 from edgemask.core.detectors import default_passes, res10, yunet
 from edgemask.core.formats import FORMATS, MODELS, model_filename
+from edgemask.core.metadata import MetadataError
 from edgemask.evaluation.voc import Scene, load_scenes
 from edgemask.export import onnx as onnx_export
 from edgemask.export import tflite as tflite_export
@@ -184,7 +186,10 @@ class ExportRun:
                 exporter.write(converted, tmp, meta)
             except onnx_export.OnnxExportError as e:
                 return Check(final.name, label, None, failures=[str(e)])
-            check = self.gate(job, tmp)
+            try:
+                check = self.gate(job, tmp)
+            except (BackendError, MetadataError) as e:  # the runtime refuses the file it just got
+                return Check(final.name, label, None, failures=[f"the runtime cannot load it: {e}"])
             check.file, check.format = final.name, label
             if check.passed:
                 install(tmp, final)

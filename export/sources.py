@@ -131,12 +131,12 @@ def load_classifier(path: str | os.PathLike) -> ExportSource:
         raise SourceError(
             f"{path}: classifier not found (train one with edgemask-train or pass --classifier)"
         )
-    import keras
+    from edgemask.training.model import KerasFileError, load_keras_model
 
     try:
-        model = keras.models.load_model(path, compile=False)
-    except Exception as e:  # Keras raises many types for a bad archive
-        raise SourceError(f"{path}: not a loadable Keras model ({type(e).__name__}: {e})") from e
+        model = load_keras_model(path)
+    except KerasFileError as e:
+        raise SourceError(str(e)) from e
     return classifier_source(model, path)
 
 

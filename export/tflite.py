@@ -11,8 +11,10 @@ model's concrete function directly leaves its weights as variables the int8 cali
 from __future__ import annotations
 
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
+from edgemask.core.integrity import tflite_checksum
 from edgemask.core.metadata import ModelMeta, append_tflite_metadata
 from edgemask.export.calibration import Calibration
 from edgemask.export.sources import ExportSource
@@ -149,6 +151,7 @@ def output_names(data: bytes, source: ExportSource) -> tuple[str, ...]:
 
 
 def write(data: bytes, path: Path, meta: ModelMeta) -> None:
-    """Write the flatbuffer with edgemask metadata appended (see :mod:`edgemask.core.metadata`)."""
+    """Write the flatbuffer with edgemask metadata appended (see :mod:`edgemask.core.metadata`), which
+    records the flatbuffer's length and SHA-256 (see :mod:`edgemask.core.integrity`)."""
     path.write_bytes(data)
-    append_tflite_metadata(path, meta)
+    append_tflite_metadata(path, replace(meta, checksum=tflite_checksum(data)))

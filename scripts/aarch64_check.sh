@@ -28,6 +28,8 @@ Options:
   --mirror URL       Debian mirror for debootstrap (default http://deb.debian.org/debian)
   --match-host       install the host's versions of numpy, OpenCV, LiteRT and ONNX Runtime instead of
                      the newest (tells architecture effects from version effects)
+  --detector D       edgemask-run's --detector on both sides: yunet (the default) or res10
+  --skip-pytest      skip the (slow, emulated) test suite: re-checking detections only
   --rebuild          throw the cached rootfs away and build it again
   --prepare-only     build the rootfs and install the runtime, then stop (warms the cache)
   -h, --help         this help
@@ -48,10 +50,12 @@ MIRROR=http://deb.debian.org/debian
 REBUILD=0
 PREPARE_ONLY=0
 MATCH_HOST=0
+SKIP_PYTEST=0
+DETECTOR=yunet
 RUNTIME_PACKAGES='numpy|opencv-python-headless|ai-edge-litert|onnxruntime'
 ASSETS=${EDGEMASK_ASSETS:-$REPO/../shared/assets}
 MODELS=$REPO/models
-MODEL_FILES=(face_detector_yunet_int8.tflite mask_classifier_int8.tflite)
+MODEL_FILES=(face_detector_yunet_int8.tflite face_detector_res10_int8.tflite mask_classifier_int8.tflite)
 
 while [[ $# -gt 0 ]]; do
     case $1 in
@@ -63,6 +67,8 @@ while [[ $# -gt 0 ]]; do
         --mirror) MIRROR=$2; shift 2 ;;
         --rebuild) REBUILD=1; shift ;;
         --match-host) MATCH_HOST=1; shift ;;
+        --skip-pytest) SKIP_PYTEST=1; shift ;;
+        --detector) DETECTOR=$2; shift 2 ;;
         --prepare-only) PREPARE_ONLY=1; shift ;;
         -h | --help) usage; exit 0 ;;
         *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
@@ -285,7 +291,7 @@ link_images() {
 }
 
 # Both sides find the default int8 files by edgemask-run's own lookup (EDGEMASK_MODELS), one thread.
-RUN_ARGS=(--threads 1 --quiet --json)
+RUN_ARGS=(--threads 1 --quiet --json --detector "$DETECTOR")
 
 run_x86() {
     link_images "$WORKDIR/images" "$SCENES"
@@ -297,8 +303,19 @@ run_x86() {
 run_arm64() {
     link_images "$ROOTFS/opt/edgemask/images" "$IN_ASSETS/datasets/scenes_dev/images"
     # shellcheck disable=SC2016  # expanded by the inner sh
-    in_rootfs env EDGEMASK_MODELS="$IN_MODELS" sh -c 'cd "$0" && exec edgemask-run "$@"' "$IN_SRC" \
+    in_rootfs env EDGEMASK_MODELS="$IN_MODELS" EDGEMASK_NATIVE_LOG=1 sh -c 'cd "$0" && exec edgemask-run "$@"' "$IN_SRC" \
         --source /opt/edgemask/images "${RUN_ARGS[@]}" >"$OUT/aarch64.json"
+}
+
+# Digests of every array before a network, on both sides, compared stage by stage: where they first
+# differ is where the two paths diverge (decode, a resize, the classifier input).
+digests() {
+    (cd "$REPO" && PYTHONPATH=$REPO "$HOST_PY" scripts/preprocessing_digests.py "${IMAGES[@]/#/$SCENES/}") \
+        >"$OUT/digests_x86_64.json"
+    in_rootfs sh -c 'cd "$0" && exec python scripts/preprocessing_digests.py "$@"' "$IN_SRC" \
+        "${IMAGES[@]/#/$IN_ASSETS/datasets/scenes_dev/images/}" >"$OUT/digests_aarch64.json"
+    "$HOST_PY" "$REPO/scripts/preprocessing_digests.py" --compare \
+        "$OUT/digests_x86_64.json" "$OUT/digests_aarch64.json" | tee "$OUT/digests.txt"
 }
 
 versions() {
@@ -339,9 +356,12 @@ main() {
     versions | tee "$LOGS/versions.txt"
     [[ $PREPARE_ONLY -eq 1 ]] && exit 0
 
-    step "pytest -m 'not tf' (arm64)" pytest.log \
-        in_rootfs sh -c "cd $IN_SRC && pytest -q -rs -p no:cacheprovider -m 'not tf' tests" || true
+    if [[ $SKIP_PYTEST -eq 0 ]]; then
+        step "pytest -m 'not tf' (arm64)" pytest.log \
+            in_rootfs sh -c "cd $IN_SRC && pytest -q -rs -p no:cacheprovider -m 'not tf' tests" || true
+    fi
     pick_images
+    step "pixels before the networks bit-identical (decode, resizes, crops)" digests.log digests || true
     step "edgemask-run --json, ${#IMAGES[@]} images (x86-64)" run_x86.log run_x86 || exit 1
     step "edgemask-run --json, ${#IMAGES[@]} images (arm64)" run_arm64.log run_arm64 || exit 1
     if grep -q "XNNPACK delegate" "$LOGS/run_arm64.log"; then

@@ -14,6 +14,8 @@ import json
 import sys
 from pathlib import Path, PurePath
 
+from edgemask.argtypes import fraction, in_range
+
 IMAGE_KEYS = ("image", "path", "file", "source")
 
 
@@ -108,8 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("reference", type=Path, help="JSON output of the reference run (x86-64)")
     parser.add_argument("other", type=Path, help="JSON output of the run to check (arm64)")
-    parser.add_argument("--box-tol", type=float, default=1.0, help="largest box difference, px (default 1)")
-    parser.add_argument("--score-tol", type=float, default=0.02, help="largest score difference (0.02)")
+    parser.add_argument(
+        "--box-tol", type=in_range(0.0, 10_000.0), default=1.0, help="largest box difference, px (default 1)"
+    )
+    parser.add_argument("--score-tol", type=fraction, default=0.02, help="largest score difference (0.02)")
     parser.add_argument("--tsv", action="store_true", help="print tab-separated (check, result) rows only")
     args = parser.parse_args(argv)
     try:

@@ -19,6 +19,7 @@ from edgemask.app import cli
 from edgemask.app.camera import CameraError
 from edgemask.app.cli import main
 from edgemask.app.models import MODELS_ENV, model_dirs, resolve_model
+from edgemask.app.sorting import LOCK_FILE
 
 JSON_KEYS = {"source", "frame", "width", "height", "faces", "ms"}
 FACE_KEYS = {"box", "label", "score", "face_score"}
@@ -108,6 +109,8 @@ def test_missing_model_names_the_file_and_the_fix(tmp_path: Path, monkeypatch, c
     assert str(tmp_path / "face_detector_yunet_int8.tflite") in err and "edgemask-export" in err
     assert main(["--source", str(tmp_path / "a.jpg"), "--backend", "onnx", "--detector", "res10"]) == 2
     assert "face_detector_res10_int8.onnx" in capsys.readouterr().err
+    assert main(["--source", str(tmp_path / "a.jpg"), "--precision", "fp32"]) == 2
+    assert "face_detector_yunet_fp32.tflite" in capsys.readouterr().err
     assert main(["--source", str(tmp_path / "a.jpg"), "--detector", str(tmp_path / "mine.tflite")]) == 2
     assert f"detector model not found: {tmp_path / 'mine.tflite'}" in capsys.readouterr().err
 
@@ -118,41 +121,6 @@ def test_models_env_overrides_the_repo_folder(tmp_path: Path, monkeypatch) -> No
     assert resolve_model("classifier", "onnx", "classifier") == tmp_path / "mask_classifier_int8.onnx"
     monkeypatch.delenv(MODELS_ENV)
     assert model_dirs()[0] == Path(cli.__file__).resolve().parents[2] / "models"
-
-
-@pytest.mark.parametrize(
-    ("flag", "value"),
-    [
-        ("--threads", "0"),
-        ("--margin", "-5"),
-        ("--margin", "5"),
-        ("--min-face", "-1"),
-        ("--max-frames", "0"),
-        ("--detector-size", "1"),
-        ("--small-face-size", "10"),
-        ("--conf", "1.5"),
-        ("--retries", "-1"),
-        ("--camera-size", "big"),
-    ],
-)
-def test_out_of_range_options_are_refused_by_the_parser(flag: str, value: str, capsys) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        cli.build_parser().parse_args(["--camera", "0", flag, value])
-    assert exit_info.value.code == 2
-    assert f"argument {flag}" in capsys.readouterr().err
-
-
-def test_size_options() -> None:
-    args = cli.build_parser().parse_args(
-        ["--camera", "0", "--detector-size", "480", "--small-face-size", "off"]
-    )
-    options = cli.pipeline_options(args)
-    assert (options.detector.size, options.detector.small_face_size) == (480, 0)
-    defaults = cli.pipeline_options(cli.build_parser().parse_args(["--camera", "0"]))
-    assert (defaults.detector.size, defaults.detector.small_face_size) == (None, None)
-    assert (defaults.margin, defaults.min_face) == (0.1, 4)
-    with pytest.raises(SystemExit):
-        cli.build_parser().parse_args(["--camera", "0", "--detector-size", "640x480"])
 
 
 def test_show_without_gui_is_a_clear_error(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -273,7 +241,7 @@ def test_a_failing_frame_is_counted_and_the_batch_goes_on(tmp_path: Path, capsys
 
 def test_frames_without_faces_still_give_json_and_a_summary(tmp_path: Path, capsys) -> None:
     for k in range(2):
-        cv2.imwrite(str(tmp_path / f"{k}.png"), np.zeros((16, 16, 3), np.uint8))
+        cv2.imwrite(str(tmp_path / f"{k}.png"), np.full((16, 16, 3), k, np.uint8))
     assert (
         run(
             ["--source", str(tmp_path), "--json", "--sort-into", str(tmp_path / "s")],
@@ -285,7 +253,7 @@ def test_frames_without_faces_still_give_json_and_a_summary(tmp_path: Path, caps
     assert [r["faces"] for r in check_json_lines(captured.out)] == [[], []]
     assert "2 images processed, 0 faces (none)" in captured.err
     assert "2 detections smaller than the minimum face size ignored" in captured.err
-    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["manifest.csv"]
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == [LOCK_FILE, "manifest.csv"]
 
 
 def test_nothing_readable_exits_1(tmp_path: Path, capsys) -> None:

@@ -182,11 +182,9 @@ def test_yunet_options_reach_the_pipeline() -> None:
 
 
 def test_two_pass_detector_alternating_shapes_gives_the_same_boxes(scenes: Path) -> None:
-    """The TFLite backend keeps one interpreter per input shape (re-planning on every switch cost ~200 ms
-    a frame); switching back and forth must give what a freshly loaded model gives, with a bounded
-    number of interpreters kept."""
-    from edgemask.core.backends import MAX_INTERPRETERS
-
+    """res10 asks its backend to keep both passes' shapes ready (re-planning on every pass would cost
+    each frame twice); switching back and forth must give what a freshly loaded model gives, with one
+    interpreter per pass and no more."""
     detector_path = default_models("tflite", "res10")[0]
     switching = Res10Detector(detector_path)
     for name in SCENES[:2] * 2:
@@ -195,4 +193,4 @@ def test_two_pass_detector_alternating_shapes_gives_the_same_boxes(scenes: Path)
             fresh = Res10Detector(detector_path).run_pass(p)
             again = switching.run_pass(p)
             assert np.array_equal(again.boxes, fresh.boxes) and np.array_equal(again.scores, fresh.scores)
-    assert 2 <= len(switching.backend._by_shape) <= MAX_INTERPRETERS
+    assert len(switching.backend._by_shape) == len(switching.scales) == 2

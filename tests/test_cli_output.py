@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import ClassVar
 
 import cv2
 import numpy as np
 import pytest
-from runtime_fakes import read_index, stamp_index
+from runtime_fakes import FakePipeline, read_index, stamp_index
+from tqdm import tqdm
 
 from edgemask.app import display
+from edgemask.app.cli import main
 from edgemask.app.draw import COLORS, LANDMARK_COLOR, annotate
 from edgemask.app.recording import VideoSaver
 from edgemask.app.sources import Frame
@@ -116,3 +120,82 @@ def test_gui_problem(monkeypatch: pytest.MonkeyPatch, gui: str, env: dict, probl
         monkeypatch.setenv(k, v)
     found = display.gui_problem()
     assert found is None if problem is None else problem in found
+
+
+class RecordingBar:
+    """Stands in for tqdm: records the total and the updates of the progress bar."""
+
+    made: ClassVar[list[RecordingBar]] = []
+    write = staticmethod(tqdm.write)
+
+    def __init__(self, total=None, **kwargs) -> None:
+        self.total, self.n = total, 0
+        RecordingBar.made.append(self)
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+
+    def __enter__(self) -> RecordingBar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+def five_images(folder: Path) -> Path:
+    folder.mkdir()
+    for k in range(5):
+        cv2.imwrite(str(folder / f"{k}.png"), np.full((20, 30, 3), 40 * k, np.uint8))
+    (folder / "broken.jpg").write_bytes(b"")
+    return folder
+
+
+@pytest.mark.parametrize(("max_frames", "total", "count"), [(None, 6, 6), (2, 2, 2), (50, 6, 5)])
+def test_progress_bar_total_is_what_will_be_processed(
+    tmp_path: Path, monkeypatch, max_frames, total: int, count: int
+) -> None:
+    """Without --max-frames the bar counts every input (skipped ones too); with it, processed frames
+    towards the cap (at most the inputs there are)."""
+    from edgemask.app import runner
+
+    monkeypatch.setattr(runner, "tqdm", RecordingBar)
+    RecordingBar.made.clear()
+    argv = ["--source", str(five_images(tmp_path / "in"))] + (
+        ["--max-frames", str(max_frames)] if max_frames else []
+    )
+    assert main(argv, make_pipeline=lambda a: FakePipeline()) == 0
+    (bar,) = RecordingBar.made
+    assert (bar.total, bar.n) == (total, count)
+
+
+def test_quiet_prints_nothing_on_success_and_the_summary_on_failure(tmp_path: Path, capsys) -> None:
+    folder = five_images(tmp_path / "in")
+    assert main(["--source", str(folder), "--quiet", "--json"], make_pipeline=lambda a: FakePipeline()) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and len(captured.out.splitlines()) == 5
+    for k in range(5):
+        (folder / f"{k}.png").write_bytes(b"not a picture")
+    assert main(["--source", str(folder), "--quiet"], make_pipeline=lambda a: FakePipeline()) == 1
+    err = capsys.readouterr().err
+    assert (
+        "0 images processed" in err and "skipped 6: " not in err and "skipped 5: not a decodable image" in err
+    )
+
+
+def test_native_info_lines_are_dropped_and_the_rest_passed_on(capfd) -> None:
+    from edgemask.core.native_log import native_info_dropped
+
+    with native_info_dropped():
+        os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\nERROR: something real\n")
+    os.write(2, b"INFO: after the block\n")
+    err = capfd.readouterr().err
+    assert err == "ERROR: something real\nINFO: after the block\n"
+
+
+def test_native_info_lines_are_kept_when_asked(capfd, monkeypatch) -> None:
+    from edgemask.core.native_log import KEEP_ENV, native_info_dropped
+
+    monkeypatch.setenv(KEEP_ENV, "1")
+    with native_info_dropped():
+        os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
+    assert capfd.readouterr().err == "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"

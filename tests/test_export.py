@@ -67,6 +67,7 @@ def test_classifier_exports_in_every_format(tmp_path: Path, scenes_dir: Path) ->
         assert meta.mean == pytest.approx((127.5,) * 3) and meta.scale == pytest.approx(1 / 127.5)
         assert meta.sources == {"standin.keras": file_digest(keras_file)}
         assert meta.outputs == ("probs",)
+        assert meta.checksum is not None and len(meta.checksum.sha256) == 64  # verified by the load below
         clf = MaskClassifier(path)
         probs = clf.infer([swatch((0, 0, 255)), swatch((255, 0, 0)), swatch((90, 60, 200))])
         # red: with_mask; blue: without_mask; p(with_mask) = sigmoid(2 * 4 * (r - b) / 127.5)

@@ -3,12 +3,17 @@ subprocess where importing tensorflow (or Keras) fails, and afterwards none of t
 
 from __future__ import annotations
 
+import json
 import os
 import pkgutil
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
 
 from edgemask.app.models import model_dirs
 from edgemask.core.formats import DEFAULT_DETECTOR, DEFAULT_VARIANT
@@ -109,3 +114,70 @@ def test_runtime_and_cli_never_import_tensorflow(tmp_path: Path, scenes_dir: Pat
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.startswith("OK 3 records" if real else "OK 1 records"), result.stdout
+
+
+LIGHT_COMMANDS = {
+    "edgemask-train": (
+        "edgemask.training.cli:train_main",
+        [
+            "--data",
+            "{data}",
+            "--cache-dir",
+            "{tmp}/cache",
+            "--run-dir",
+            "{tmp}/run",
+            "--out",
+            "{tmp}/m.keras",
+        ],
+        "train",
+    ),
+    "edgemask-export": ("edgemask.export.cli:main", ["--out", "{tmp}/models"], "export"),
+    "edgemask-eval": (
+        "edgemask.training.cli:eval_main",
+        ["--model", "{tmp}/m.keras", "--data", "{data}"],
+        "train",
+    ),
+}
+
+
+def run_blocked(entry: str, argv: list[str], site: Path) -> subprocess.CompletedProcess:
+    """``entry(argv)`` in a subprocess where TensorFlow and Keras cannot be imported (the blocker goes
+    into ``site``, which is also the working directory)."""
+    module, function = entry.split(":")
+    (site / "sitecustomize.py").write_text(BLOCKER)
+    code = f"import sys\nfrom {module} import {function}\nsys.exit({function}({argv!r}))"
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, cwd=site
+    )
+
+
+def crop_folders(root: Path, values: tuple[int, int] = (40, 200)) -> Path:
+    for label, value in zip(("with_mask", "without_mask"), values, strict=True):
+        (root / label).mkdir(parents=True)
+        cv2.imwrite(str(root / label / "a.png"), np.full((32, 32, 3), value, np.uint8))
+    return root
+
+
+@pytest.mark.parametrize("command", sorted(LIGHT_COMMANDS))
+def test_commands_needing_tensorflow_name_their_extra_and_do_nothing(tmp_path: Path, command: str) -> None:
+    entry, argv, extra = LIGHT_COMMANDS[command]
+    work = tmp_path / "work"
+    data = crop_folders(work / "crops")
+    (work / "m.keras").write_bytes(b"PK")
+    before = sorted(p.relative_to(work) for p in work.rglob("*"))
+    done = run_blocked(entry, [a.format(data=data, tmp=work) for a in argv], tmp_path)
+    assert done.returncode == 2, done.stderr[-2000:]
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    assert "needs tensorflow, keras" in lines[0] and f"pip install 'edgemask[{extra}]'" in lines[0]
+    assert sorted(p.relative_to(work) for p in work.rglob("*")) == before  # no cache, run folder, models
+
+
+def test_eval_of_an_exported_model_needs_no_tensorflow(tmp_path: Path) -> None:
+    model = Path(__file__).resolve().parent.parent / "models" / "mask_classifier_int8.tflite"
+    data = crop_folders(tmp_path / "crops")
+    argv = ["--model", str(model), "--data", str(data), "--json"]
+    done = run_blocked("edgemask.training.cli:eval_main", argv, tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["results"][str(data)]["n"] == 2

@@ -67,3 +67,22 @@ def test_clamp_box_gives_non_empty_crops_inside_the_image(b, w, h) -> None:
 
 def test_clamp_box_hand_computed() -> None:
     assert clamp_box(np.array([-5.5, 2.2, 30.1, 99.0]), 20, 50).tolist() == [0, 2, 20, 50]
+
+
+@given(h=st.integers(1, 40), w=st.integers(1, 40), k=st.sampled_from([2, 4]))
+@settings(max_examples=40, deadline=None)
+def test_shrinking_by_two_or_four_averages_the_blocks_like_area(h: int, w: int, k: int) -> None:
+    """Halvings average 2x2 blocks with rounding, so an exact 4x shrink is the 4x4 block mean within a
+    level, without the aliasing a single bilinear step would have."""
+    image = np.random.default_rng(h * 100 + w).integers(0, 256, (h * k, w * k, 3), dtype=np.uint8)
+    out = resize(image, (h, w))
+    blocks = image.reshape(h, k, w, k, 3).astype(np.float64).mean(axis=(1, 3))
+    assert out.shape == (h, w, 3)
+    assert np.abs(out - blocks).max() <= (0.5 if k == 2 else 1.0)
+
+
+def test_resize_keeps_a_constant_image_constant_and_is_a_no_op_at_size() -> None:
+    flat = np.full((37, 53, 3), 91, np.uint8)
+    for size in ((10, 13), (80, 120), (37, 53), (1, 1)):
+        assert (resize(flat, size) == 91).all()
+    assert resize(flat, (37, 53)) is flat

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import cv2
@@ -13,7 +14,8 @@ from test_sources import write_bad_and_odd_images
 
 from edgemask.app.cli import main
 from edgemask.app.outfiles import inside, safe_name, write_new
-from edgemask.app.sorting import FIELDS, MANIFEST, FaceSorter, read_done
+from edgemask.app.sorting import FIELDS, LOCK_FILE, MANIFEST, FaceSorter, SortLock, read_manifest
+from edgemask.assets import file_digest
 from edgemask.core.pipeline import Face
 
 
@@ -120,7 +122,7 @@ def test_sort_into_glob_with_dotdot_cannot_escape(tmp_path: Path) -> None:
         == 0
     )
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    assert files == ["manifest.csv", "without_mask/x_face0.jpg", "without_mask/x_face1.jpg"]
+    assert files == [LOCK_FILE, "manifest.csv", "without_mask/x_face0.jpg", "without_mask/x_face1.jpg"]
     assert [r["source"] for r in rows(out)] == ["x.jpg", "x.jpg"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "raw"]
 
@@ -132,6 +134,7 @@ def test_existing_crops_get_new_names(tmp_path: Path) -> None:
     sorter = FaceSorter(out, margin=0.0)
     image = np.full((20, 20, 3), 50, np.uint8)
     written = sorter.add("a.jpg", image, [Face((2, 2, 12, 12), "mask", 0.9, 0.8)])
+    sorter.close()
     assert written == [out / "with_mask" / "a_face0-1.jpg"]
     assert (out / "with_mask" / "a_face0.jpg").read_bytes() == b"keep me"
     assert cv2.imread(str(written[0])).shape == (10, 10, 3)
@@ -140,12 +143,14 @@ def test_existing_crops_get_new_names(tmp_path: Path) -> None:
 def test_manifest_records_faceless_sources_and_survives_a_torn_row(tmp_path: Path) -> None:
     sorter = FaceSorter(tmp_path)
     sorter.add("empty.jpg", np.zeros((10, 10, 3), np.uint8), [])
+    sorter.close()
     with open(tmp_path / MANIFEST, "a") as f:
-        f.write("half.jpg,0,1,2")  # a crash in the middle of a row
-    assert read_done(tmp_path / MANIFEST) == {"empty.jpg"}
+        f.write("half.jpg,,0,1,2")  # a crash in the middle of a row
+    assert read_manifest(tmp_path / MANIFEST).legacy_paths == {"empty.jpg"}
     resumed = FaceSorter(tmp_path)
     resumed.add("half.jpg", np.zeros((10, 10, 3), np.uint8), [])
-    assert read_done(tmp_path / MANIFEST) == {"empty.jpg", "half.jpg"}
+    resumed.close()
+    assert read_manifest(tmp_path / MANIFEST).legacy_paths == {"empty.jpg", "half.jpg"}
     with open(tmp_path / MANIFEST, newline="") as f:
         lines = list(csv.reader(f))
     assert lines[0] == list(FIELDS)
@@ -155,3 +160,125 @@ def test_manifest_records_faceless_sources_and_survives_a_torn_row(tmp_path: Pat
 def test_sort_into_refuses_cameras_and_videos(tmp_path: Path, capsys) -> None:
     assert main(["--camera", "0", "--sort-into", str(tmp_path)], make_pipeline=lambda a: FakePipeline()) == 2
     assert "--sort-into works on images" in capsys.readouterr().err
+
+
+def sort(source: Path, out: Path, pipeline: FakePipeline | None = None) -> int:
+    return main(
+        ["--source", str(source), "--sort-into", str(out), "--quiet"],
+        make_pipeline=lambda a: pipeline or FakePipeline(),
+    )
+
+
+def write_days(root: Path) -> None:
+    """Two folders of camera dumps whose files have the same names but different pictures."""
+    for day, value in (("day1", 40), ("day2", 200)):
+        (root / day).mkdir(parents=True)
+        for k in range(2):
+            cv2.imwrite(str(root / day / f"img_{k}.png"), np.full((40, 60, 3), value + k, np.uint8))
+
+
+def test_same_names_with_new_pictures_are_all_sorted(tmp_path: Path) -> None:
+    write_days(tmp_path)
+    out = tmp_path / "sorted"
+    assert sort(tmp_path / "day1", out) == 0
+    day2 = FakePipeline()
+    assert sort(tmp_path / "day2", out, day2) == 0
+    assert len(day2.seen) == 2  # nothing skipped as "already done"
+    manifest = rows(out)
+    assert [r["source"] for r in manifest] == ["img_0.png"] * 2 + ["img_1.png"] * 2 + ["img_0.png"] * 2 + [
+        "img_1.png"
+    ] * 2
+    digests = [file_digest(tmp_path / day / f"img_{k}.png") for day in ("day1", "day2") for k in range(2)]
+    assert [r["sha256"] for r in manifest[::2]] == digests
+    crops = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.jpg"))
+    assert len(crops) == len(set(r["crop"] for r in manifest)) == 8
+    assert "without_mask/img_0_face1-1.jpg" in crops  # day2's crop beside day1's, not over it
+
+
+def test_reruns_renames_and_copies_of_sorted_pictures_are_skipped(tmp_path: Path, capsys) -> None:
+    write_days(tmp_path)
+    out = tmp_path / "sorted"
+    assert sort(tmp_path / "day1", out) == 0
+    before = (out / MANIFEST).read_bytes()
+    again = FakePipeline()
+    assert (
+        main(["--source", str(tmp_path / "day1"), "--sort-into", str(out)], make_pipeline=lambda a: again)
+        == 0
+    )
+    assert again.seen == [] and "skipped 2: already done" in capsys.readouterr().err
+    renamed = tmp_path / "renamed"
+    renamed.mkdir()
+    (tmp_path / "day1" / "img_0.png").rename(renamed / "holiday.png")
+    (renamed / "copy.png").write_bytes((tmp_path / "day1" / "img_1.png").read_bytes())
+    (renamed / "copy2.png").write_bytes((tmp_path / "day1" / "img_1.png").read_bytes())
+    cv2.imwrite(str(renamed / "new.png"), np.full((40, 60, 3), 123, np.uint8))
+    later = FakePipeline()
+    assert sort(renamed, out, later) == 0
+    assert len(later.seen) == 1 and later.seen[0].mean() == 123
+    assert (out / MANIFEST).read_bytes().startswith(before)
+    assert [r["source"] for r in rows(out)[len(rows(out)) - 2 :]] == ["new.png", "new.png"]
+
+
+LEGACY_FIELDS = ("source", "face", "x1", "y1", "x2", "y2", "label", "score", "face_score", "crop")
+
+
+def test_manifest_from_before_digests_is_read_by_path_and_upgraded(tmp_path: Path) -> None:
+    """Rows of edgemask < 0.3 carry no digest: they still mark their path done (as they did), and the
+    file gets the sha256 column once, with every old row kept."""
+    write_days(tmp_path)
+    out = tmp_path / "sorted"
+    out.mkdir()
+    legacy = [
+        ["img_0.png", "0", "1", "2", "30", "40", "mask", "0.9000", "0.8000", "with_mask/img_0_face0.jpg"],
+        ["gone.png", "", "", "", "", "", "", "", "", ""],
+    ]
+    with open(out / MANIFEST, "w", newline="") as f:
+        csv.writer(f).writerows([LEGACY_FIELDS, *legacy])
+    pipeline = FakePipeline()
+    assert sort(tmp_path / "day2", out, pipeline) == 0
+    assert len(pipeline.seen) == 1  # img_0.png is done by path; img_1.png is new
+    with open(out / MANIFEST, newline="") as f:
+        lines = list(csv.reader(f))
+    assert lines[0] == list(FIELDS)
+    assert [dict(zip(FIELDS, line, strict=True)) for line in lines[1:3]] == [
+        {**dict(zip(LEGACY_FIELDS, row, strict=True)), "sha256": ""} for row in legacy
+    ]
+    assert [line[0] for line in lines[3:]] == ["img_1.png", "img_1.png"]
+    assert lines[3][1] == file_digest(tmp_path / "day2" / "img_1.png")
+    assert not (out / (MANIFEST + ".partial")).exists()
+
+
+def test_a_second_run_into_a_busy_folder_stops_at_once(tmp_path: Path, capsys) -> None:
+    write_days(tmp_path)
+    out = tmp_path / "sorted"
+    out.mkdir()
+    holder = SortLock(out)  # as another edgemask-run would hold it
+    pipeline = FakePipeline()
+    try:
+        assert sort(tmp_path / "day1", out, pipeline) == 2
+    finally:
+        holder.release()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"edgemask-run: error: {out} is in use by another edgemask-run (pid {os.getpid()}); wait "
+        "for it to finish or sort into another folder"
+    ]
+    assert pipeline.seen == [] and sorted(p.name for p in out.iterdir()) == [LOCK_FILE]
+    assert sort(tmp_path / "day1", out) == 0  # released: the next run goes ahead
+    assert len(rows(out)) == 4
+
+
+def test_an_output_folder_that_cannot_be_written_is_one_line(tmp_path: Path, capsys) -> None:
+    write_days(tmp_path)
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the folder should be")
+    assert sort(tmp_path / "day1", blocker / "sorted") == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"edgemask-run: error: {blocker / 'sorted'}: cannot sort into this folder")
+    out = tmp_path / "sorted"
+    out.mkdir()
+    (out / MANIFEST).write_bytes(b"source,crop\n\xff\xfe broken\n")
+    assert sort(tmp_path / "day1", out) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"edgemask-run: error: {out / MANIFEST}: cannot read or update it")
+    assert (out / MANIFEST).read_bytes() == b"source,crop\n\xff\xfe broken\n"

@@ -136,7 +136,7 @@ def test_bad_files_are_skipped_with_reasons_and_odd_ones_read(tmp_path: Path, sc
 def test_skip_predicate_marks_done_inputs(tmp_path: Path) -> None:
     for name in ("a.png", "b.png"):
         cv2.imwrite(str(tmp_path / name), np.zeros((4, 4, 3), np.uint8))
-    source = ImageFiles(list_files(tmp_path), tmp_path, skip=lambda key: key == "a.png")
+    source = ImageFiles(list_files(tmp_path), tmp_path, skip=lambda path, key: key == "a.png")
     items = list(source)
     assert isinstance(items[0], Skipped) and items[0].reason == ALREADY_DONE
     assert isinstance(items[1], Frame) and items[1].key == "b.png"

@@ -17,6 +17,7 @@ from typing import Any
 
 from edgemask.app.camera import Backoff, CameraError
 from edgemask.app.display import gui_problem
+from edgemask.app.footprint import pin_mmap_threshold
 from edgemask.app.models import MODELS_ENV, ModelNotFound, resolve_model
 from edgemask.app.recording import SaveError
 from edgemask.app.runner import (
@@ -32,10 +33,27 @@ from edgemask.app.runner import (
     silence_stdout,
     summarize,
 )
+from edgemask.app.sorting import SortError
 from edgemask.app.sources import SourceError, is_live, open_source
-from edgemask.argtypes import MIN_NETWORK_SIDE, at_least, fraction, in_range, side_or_off, size_wh
+from edgemask.argtypes import (
+    COSTLY_NETWORK_SIDE,
+    at_least,
+    fraction,
+    in_range,
+    network_side,
+    side_or_off,
+    size_wh,
+    thread_count,
+)
 from edgemask.core.detectors import DetectorOptions, res10, yunet
-from edgemask.core.formats import DEFAULT_DETECTOR, DEFAULT_FORMAT, DETECTORS, FORMATS
+from edgemask.core.formats import (
+    DEFAULT_DETECTOR,
+    DEFAULT_FORMAT,
+    DEFAULT_PRECISION,
+    DETECTORS,
+    FORMATS,
+    PRECISIONS,
+)
 from edgemask.core.pipeline import DEFAULT_MARGIN, DEFAULT_MIN_FACE, PipelineOptions
 
 DEFAULT_THREADS = min(4, os.cpu_count() or 1)
@@ -105,9 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         type=Path,
         help="crop every face into DIR/with_mask/ or DIR/without_mask/ with DIR/manifest.csv; "
-        "re-running skips sources already in the manifest",
+        "re-running skips pictures already sorted (known by their content, so new pictures with old "
+        "names are sorted too); one run per DIR at a time",
     )
-    out.add_argument("--quiet", action="store_true", help="no progress bar and no per-file warnings")
+    out.add_argument(
+        "--quiet",
+        action="store_true",
+        help="print errors only: no progress bar, no warnings, and the summary only when the run fails",
+    )
 
     model = parser.add_argument_group(
         "models",
@@ -131,8 +154,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="format of the default files: LiteRT (tflite) or ONNX Runtime (onnx) (default: %(default)s)",
     )
     model.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=DEFAULT_PRECISION,
+        help="precision of the default files (default: %(default)s; ONNX has no fp16; see the README's "
+        "advice per CPU)",
+    )
+    model.add_argument(
         "--threads",
-        type=at_least(1),
+        type=thread_count,
         default=DEFAULT_THREADS,
         metavar="N",
         help="inference threads (default: CPU cores up to 4, here %(default)s)",
@@ -141,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--nms", type=fraction, metavar="IOU", help="IoU threshold of non-maximum suppression")
     model.add_argument(
         "--detector-size",
-        type=at_least(MIN_NETWORK_SIDE),
+        type=network_side,
         metavar="N",
         help=f"YuNet: the long side of the network input (default {yunet.DEFAULT_LONG_SIDE}); res10: its "
         f"squashed pass, N×N ({res10.PAIRED_INPUT_SIZE} beside the small-face pass, else "
@@ -219,12 +249,27 @@ def load_pipeline(args: argparse.Namespace) -> Any:
     from edgemask.core.metadata import MetadataError
     from edgemask.core.pipeline import Pipeline
 
+    pin_mmap_threshold()
     try:
-        detector = resolve_model(args.detector, args.backend, "detector")
-        classifier = resolve_model(args.classifier, args.backend, "classifier")
+        detector = resolve_model(args.detector, args.backend, "detector", args.precision)
+        classifier = resolve_model(args.classifier, args.backend, "classifier", args.precision)
         return Pipeline.from_paths(detector, classifier, pipeline_options(args))
     except (ModelNotFound, BackendError, MetadataError, ValueError) as e:
         raise UsageError(str(e)) from e
+
+
+def costly_sizes(args: argparse.Namespace) -> list[str]:
+    """A warning per detector input above :data:`COSTLY_NETWORK_SIDE`: the detector's time and memory
+    per frame grow with its input's pixels (YuNet int8: 4x from 640² to 1280², 16x to 2560²)."""
+    warnings = []
+    for flag, side in (("--detector-size", args.detector_size), ("--small-face-size", args.small_face_size)):
+        if side and side > COSTLY_NETWORK_SIDE:
+            ratio = (side / yunet.DEFAULT_LONG_SIDE) ** 2
+            warnings.append(
+                f"{flag} {side}: {ratio:.0f}x the pixels of a {yunet.DEFAULT_LONG_SIDE}-px input; expect "
+                f"about {ratio:.0f}x the detector's time and memory per frame"
+            )
+    return warnings
 
 
 def run(
@@ -234,6 +279,8 @@ def run(
         raise UsageError(problem)
     if args.sort_into is not None and args.camera is not None:
         raise UsageError("--sort-into works on images (a folder, a glob or a file), not on a camera")
+    for warning in costly_sizes(args):
+        console.warn(warning)
     pipeline = make_pipeline(args)
     spec = args.camera if args.camera is not None else args.source
     backoff = Backoff(retries=max(0, args.retries), delay=max(0.0, args.retry_delay))
@@ -265,9 +312,11 @@ def run(
         except BrokenPipeError:
             silence_stdout()
             console.say("stdout was closed (e.g. piped into head); stopping")
-    for line in summarize(stats, source, pipeline, options):
-        console.say(line)
-    return exit_code(stats, source)
+    code = exit_code(stats, source)
+    if not args.quiet or code != EXIT_OK:
+        for line in summarize(stats, source, pipeline, options):
+            console.say(line)
+    return code
 
 
 def main(
@@ -278,7 +327,7 @@ def main(
     console = Console(args.quiet)
     try:
         return run(args, make_pipeline or load_pipeline, console)
-    except (UsageError, SourceError, SaveError) as e:
+    except (UsageError, SourceError, SaveError, SortError) as e:
         console.say(f"error: {e}")
         return EXIT_USAGE
     except KeyboardInterrupt:

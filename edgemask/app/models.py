@@ -25,10 +25,10 @@ def model_dirs() -> list[Path]:
     return list(dict.fromkeys([assets.REPO_ROOT / "models", Path.cwd() / "models"]))
 
 
-def resolve_model(choice: str | os.PathLike, fmt: str, flag: str) -> Path:
-    """``choice`` is a model key of the formats table (its default int8 file in ``fmt``) or a path."""
+def resolve_model(choice: str | os.PathLike, fmt: str, flag: str, precision: str = DEFAULT_PRECISION) -> Path:
+    """``choice`` is a model key of the formats table (its file of ``fmt`` and ``precision``) or a path."""
     if str(choice) in MODELS:
-        filename = model_filename(str(choice), fmt, DEFAULT_PRECISION)
+        filename = model_filename(str(choice), fmt, precision)
         candidates = [d / filename for d in model_dirs()]
     else:
         filename, candidates = Path(choice).name, [Path(choice)]

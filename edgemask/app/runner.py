@@ -176,6 +176,7 @@ def process(
     sorter = None
     if options.sort_into is not None:
         sorter = FaceSorter(options.sort_into, getattr(pipeline, "margin", DEFAULT_MARGIN))
+        stack.callback(sorter.close)
     if sorter is not None and hasattr(source, "skip"):
         source.skip = sorter.is_done
     window = None
@@ -183,16 +184,18 @@ def process(
         window = Window()
         stack.callback(window.close)
     bar = None
+    capped = options.max_frames is not None
     if not source.live:
         unit = "img" if source.kind == "images" else "frame"
+        total = min(source.total, options.max_frames) if capped and source.total else source.total
         bar = stack.enter_context(
-            tqdm(total=source.total, unit=unit, file=sys.stderr, disable=True if options.quiet else None)
+            tqdm(total=total, unit=unit, file=sys.stderr, disable=True if options.quiet else None)
         )
     meter = RateMeter()
     for item in source:
         if source.should_stop():
             break
-        if bar is not None:
+        if bar is not None and not capped:  # every input counts; with --max-frames, processed ones
             bar.update()
         if isinstance(item, Skipped):
             stats.skip(item.name, item.reason)
@@ -206,6 +209,8 @@ def process(
             console.warn(f"skipped {item.name}: processing failed: {e}")
             continue
         stats.processed += 1
+        if bar is not None and capped:
+            bar.update()
         stats.pipeline_ms += pipeline.timings.total
         stats.faces.update(f.label for f in faces)
         fps = meter.tick()

@@ -2,10 +2,25 @@
 ``with_mask/`` or ``without_mask/``, so people can review the crops or train on them.
 
 ``manifest.csv`` in the output folder is the record and the resume point: one row per face (source,
-box, label, scores, crop file), or one row with an empty ``face`` for a source without faces. A source
-that appears in it is done and is skipped by the next run. The crops of a source are written first and
-its rows appended (and flushed to disk) after, so an interrupted run repeats at most the source it was
-on, and then :func:`~edgemask.app.outfiles.write_new` keeps both copies rather than overwriting.
+the SHA-256 of its bytes, box, label, scores, crop file), or one row with an empty ``face`` for a source
+without faces. A source is identified by its content: an image is done when the manifest holds its
+digest, under its own path or another one, so
+
+- re-running on the same folder skips everything;
+- a new image with an old one's name (``day2/img_001.jpg`` after ``day1/img_001.jpg``) is processed,
+  its crops numbered beside the old ones (``img_001_face0-1.jpg``);
+- a renamed or copied image already sorted is skipped as done (its faces are in the manifest once);
+- rows of manifests written before digests were recorded (edgemask < 0.3) match by path alone, as they
+  did then: such a manifest is rewritten once with an empty ``sha256`` column for its old rows.
+
+The crops of a source are written first and its rows appended (and flushed to disk) after, so an
+interrupted run repeats at most the source it was on, and then
+:func:`~edgemask.app.outfiles.write_new` keeps both copies rather than overwriting.
+
+One run at a time per output folder: a run holds an exclusive ``flock`` on ``.edgemask-sort.lock`` in
+the folder (left in place: deleting a lock file races with the next run) and a second run stops at once
+with :class:`SortBusy`. No ``--wait``: the second run would mostly find the first one's work done, and
+``flock(1)`` queues runs from a shell if need be.
 """
 
 from __future__ import annotations
@@ -18,28 +33,106 @@ from pathlib import Path
 import numpy as np
 
 from edgemask.app.outfiles import inside, safe_name, write_image_new
+from edgemask.assets import file_digest
 from edgemask.core.ops.boxes import crop, face_crop_boxes
 from edgemask.core.pipeline import Face
 from edgemask.labels import full_name
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; runs into one folder are then not kept apart
+    fcntl = None
+
 MANIFEST = "manifest.csv"
-FIELDS = ("source", "face", "x1", "y1", "x2", "y2", "label", "score", "face_score", "crop")
+LOCK_FILE = ".edgemask-sort.lock"
+FIELDS = ("source", "sha256", "face", "x1", "y1", "x2", "y2", "label", "score", "face_score", "crop")
+
+
+class SortError(RuntimeError):
+    """An output folder that cannot be sorted into."""
+
+
+class SortBusy(SortError):
+    """Another run holds the output folder."""
+
+
+class SortLock:
+    """An exclusive, non-blocking ``flock`` on the folder's lock file, which records the holder's pid."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / LOCK_FILE
+        self.file = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 (held until release)
+        if fcntl is None:
+            return
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.file.seek(0)
+            holder = self.file.read().strip() or "?"
+            self.file.close()
+            raise SortBusy(
+                f"{folder} is in use by another edgemask-run (pid {holder}); wait for it to finish or sort "
+                "into another folder"
+            ) from None
+        self.file.seek(0)
+        self.file.truncate()
+        self.file.write(f"{os.getpid()}\n")
+        self.file.flush()
+
+    def release(self) -> None:
+        self.file.close()
+
+
+class Manifest:
+    """What an existing ``manifest.csv`` says is done: the digests of its sources, and the paths of rows
+    without a digest (manifests from before digests)."""
+
+    def __init__(self) -> None:
+        self.digests: set[str] = set()
+        self.legacy_paths: set[str] = set()
+
+    def add(self, source: str, digest: str) -> None:
+        if digest:
+            self.digests.add(digest)
+        else:
+            self.legacy_paths.add(source)
+
+    def is_done(self, source: str, digest: str | None) -> bool:
+        return digest in self.digests or source in self.legacy_paths
 
 
 class FaceSorter:
     """Writes face crops and manifest rows under ``out_dir``. A crop is exactly what the classifier saw
-    (``Face.crop``); faces without one are cropped by the same rule with ``margin``."""
+    (``Face.crop``); faces without one are cropped by the same rule with ``margin``. Holds the folder's
+    lock until :meth:`close`."""
 
     def __init__(self, out_dir: Path, margin: float = 0.1) -> None:
         self.out_dir = out_dir
         self.margin = margin
-        out_dir.mkdir(parents=True, exist_ok=True)
         self.manifest = out_dir / MANIFEST
-        self.done = read_done(self.manifest)
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            self.lock = SortLock(out_dir)
+        except OSError as e:
+            raise SortError(f"{out_dir}: cannot sort into this folder ({e})") from e
+        try:
+            upgrade_manifest(self.manifest)
+            self.done = read_manifest(self.manifest)
+        except (OSError, UnicodeDecodeError, csv.Error) as e:
+            self.lock.release()
+            raise SortError(f"{self.manifest}: cannot read or update it ({e})") from e
         self.crops_written = 0
+        self._digests: dict[str, str] = {}
 
-    def is_done(self, source: str) -> bool:
-        return source in self.done
+    def is_done(self, path: Path, source: str) -> bool:
+        """Whether the file at ``path`` (``source`` in the manifest) is sorted already; remembers its
+        digest for :meth:`add`. A file that cannot be read is not done (reading it reports why)."""
+        try:
+            digest = file_digest(path)
+        except OSError:
+            return False
+        self._digests[source] = digest
+        return self.done.is_done(source, digest)
 
     def crop_path(self, source: str, label: str, k: int) -> Path:
         folder = self.out_dir / full_name(label)
@@ -48,6 +141,7 @@ class FaceSorter:
 
     def add(self, source: str, image: np.ndarray, faces: Sequence[Face]) -> list[Path]:
         """Save the crops of one source, then record it as done. Returns the crop files written."""
+        digest = self._digests.pop(source, "")
         h, w = image.shape[:2]
         rows, written = [], []
         for k, face in enumerate(faces):
@@ -56,14 +150,17 @@ class FaceSorter:
             written.append(path)
             rel = path.relative_to(self.out_dir).as_posix()
             rows.append(
-                [source, k, *face.box, face.label, f"{face.score:.4f}", f"{face.face_score:.4f}", rel]
+                [source, digest, k, *face.box, face.label, f"{face.score:.4f}", f"{face.face_score:.4f}", rel]
             )
         if not rows:
-            rows.append([source, "", "", "", "", "", "", "", "", ""])
+            rows.append([source, digest, "", "", "", "", "", "", "", "", ""])
         self._append(rows)
-        self.done.add(source)
+        self.done.add(source, digest)
         self.crops_written += len(written)
         return written
+
+    def close(self) -> None:
+        self.lock.release()
 
     def _append(self, rows: list[list]) -> None:
         size = self.manifest.stat().st_size if self.manifest.exists() else 0
@@ -87,9 +184,36 @@ def ends_with_newline(path: Path) -> bool:
         return f.read(1) == b"\n"
 
 
-def read_done(manifest: Path) -> set[str]:
-    """Sources recorded in an existing manifest (a torn last line from a crash is ignored)."""
-    if not manifest.exists():
-        return set()
+def complete_rows(manifest: Path) -> tuple[list[str], list[dict]]:
+    """The header and the rows of a manifest, less a torn last row from a crash."""
     with open(manifest, newline="", encoding="utf-8") as f:
-        return {row["source"] for row in csv.DictReader(f) if row.get("crop") is not None}
+        reader = csv.DictReader(f)
+        rows = [row for row in reader if row.get("crop") is not None]
+        return list(reader.fieldnames or []), rows
+
+
+def read_manifest(manifest: Path) -> Manifest:
+    """What an existing manifest records as done (a torn last line from a crash is ignored)."""
+    done = Manifest()
+    if manifest.exists():
+        for row in complete_rows(manifest)[1]:
+            done.add(row["source"], row.get("sha256") or "")
+    return done
+
+
+def upgrade_manifest(manifest: Path) -> None:
+    """Rewrite a manifest from before digests with the ``sha256`` column (empty for its rows), atomically
+    (a crash leaves the old file or the new one, never half of one)."""
+    if not manifest.exists() or manifest.stat().st_size == 0:
+        return
+    fields, rows = complete_rows(manifest)
+    if "sha256" in fields:
+        return
+    partial = manifest.with_name(manifest.name + ".partial")
+    with open(partial, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, FIELDS, restval="", extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(partial, manifest)

@@ -94,12 +94,14 @@ class Source:
 
 
 class ImageFiles(Source):
-    """Still images, each read upright as BGR uint8; keys are paths relative to ``root``. ``skip(key)``
-    true marks inputs already handled."""
+    """Still images, each read upright as BGR uint8; keys are paths relative to ``root``.
+    ``skip(path, key)`` true marks inputs already handled (asked of image files only)."""
 
     kind = "images"
 
-    def __init__(self, paths: list[Path], root: Path, skip: Callable[[str], bool] | None = None) -> None:
+    def __init__(
+        self, paths: list[Path], root: Path, skip: Callable[[Path, str], bool] | None = None
+    ) -> None:
         self.paths = paths
         self.root = root
         self.skip = skip
@@ -112,7 +114,7 @@ class ImageFiles(Source):
     def __iter__(self) -> Iterator[Frame | Skipped]:
         for index, path in enumerate(self.paths):
             key = self.key(path)
-            if self.skip is not None and self.skip(key):
+            if self.skip is not None and is_image_name(path) and self.skip(path, key):
                 yield Skipped(str(path), ALREADY_DONE, index)
                 continue
             image, reason = load_image(path)
@@ -122,9 +124,13 @@ class ImageFiles(Source):
                 yield Frame(image, index, str(path), key)
 
 
+def is_image_name(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
 def load_image(path: Path) -> tuple[np.ndarray | None, str]:
     """``(image, "")`` or ``(None, reason)`` with one of this module's skip reasons."""
-    if path.suffix.lower() not in IMAGE_SUFFIXES:
+    if not is_image_name(path):
         return None, NOT_AN_IMAGE
     try:
         if path.stat().st_size == 0:
@@ -271,7 +277,7 @@ def open_source(
     stall_timeout: float = 10.0,
     size: tuple[int, int] | None = None,
     exclude: tuple[Path, ...] = (),
-    skip: Callable[[str], bool] | None = None,
+    skip: Callable[[Path, str], bool] | None = None,
 ) -> Source:
     """Pick the reader for ``spec``: live source, folder, image file, video file, or glob of images."""
     if is_live(spec):

@@ -14,7 +14,17 @@ from typing import Any
 
 import numpy as np
 
-from edgemask.core.metadata import ModelMeta, read_onnx_metadata, read_tflite_metadata
+from edgemask.core.formats import FormatError, format_of
+from edgemask.core.integrity import verify_onnx, verify_tflite
+from edgemask.core.metadata import (
+    DamagedModelError,
+    MetadataError,
+    ModelMeta,
+    first_line,
+    read_onnx_metadata,
+    read_tflite_metadata,
+)
+from edgemask.core.native_log import native_info_dropped
 
 TFLITE_INTERPRETERS = (
     ("ai_edge_litert.interpreter", "Interpreter"),
@@ -24,9 +34,14 @@ TFLITE_INTERPRETERS = (
 """LiteRT first; the old tflite-runtime and full TensorFlow only as fallbacks, with a warning."""
 
 
-MAX_INTERPRETERS = 8
-"""TFLite interpreters kept per input shape (least recently used dropped): the detector's two passes and
-a few classifier batch sizes each keep a ready one."""
+MAX_INTERPRETERS = 1
+"""TFLite interpreters a model keeps by default, each allocated for one input shape (a caller that
+alternates between shapes on every frame, such as res10's two passes, asks for more with
+``keep_shapes``). A new shape takes over the least recently used interpreter, resized in place: XNNPACK
+re-plans without repacking the weights (5-25 ms for a detector, well under 1 ms for a new classifier
+batch size), where every interpreter kept holds 10-40 MB (benchmarks/memory.py --interpreters)."""
+TFLITE_IDENTIFIER = b"TFL3"
+"""Bytes 4-8 of every TFLite flatbuffer."""
 
 
 class BackendError(RuntimeError):
@@ -42,6 +57,10 @@ class Backend:
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
         raise NotImplementedError
+
+    def keep_shapes(self, count: int) -> None:
+        """Keep ``count`` input shapes ready at once: a caller that alternates between that many shapes
+        on every frame would otherwise pay a re-plan per call. ONNX Runtime handles shapes itself."""
 
 
 def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> np.ndarray:
@@ -74,23 +93,35 @@ def _tflite_interpreter_class() -> tuple[Any, str]:
 
 
 class TFLiteBackend(Backend):
+    """``.tflite`` files on LiteRT, one ready interpreter per input shape."""
+
     def __init__(self, path: Path, threads: int = 1) -> None:
         interpreter_cls, self.name = _tflite_interpreter_class()
         self.path = path
-        self.meta = read_tflite_metadata(path)
+        self.meta = tflite_metadata(path, interpreter_cls)
+        verify_tflite(path, self.meta)
         self._new_interpreter = lambda: interpreter_cls(model_path=str(path), num_threads=threads)
+        self._by_shape: OrderedDict = OrderedDict()
+        self.max_interpreters = MAX_INTERPRETERS
+        self._spare = None
         try:
-            self.interpreter = self._new_interpreter()
-            self._input = self.interpreter.get_input_details()[0]
-            self._outputs = self.interpreter.get_output_details()
-            self._by_shape: OrderedDict = OrderedDict()
-            if -1 not in self._input["shape_signature"]:
-                # A dynamic input is allocated at its first real shape: its placeholder shape (1x1 pixels)
-                # is too small for the convolutions without XNNPACK.
-                self.interpreter.allocate_tensors()
-                self._by_shape[tuple(self._input["shape"])] = (self.interpreter, self._input, self._outputs)
+            with native_info_dropped():
+                self.interpreter = self._new_interpreter()
+                self._input = self.interpreter.get_input_details()[0]
+                self._outputs = self.interpreter.get_output_details()
+                if -1 not in self._input["shape_signature"]:
+                    # A dynamic input is allocated at its first real shape: its placeholder shape (1x1
+                    # pixels) is too small for the convolutions without XNNPACK.
+                    self.interpreter.allocate_tensors()
+                    entry = (self.interpreter, self._input, self._outputs)
+                    self._by_shape[tuple(self._input["shape"])] = entry
+                else:
+                    self._spare = self.interpreter
         except (ValueError, RuntimeError) as e:
             raise BackendError(f"{path}: not a loadable TFLite model ({e})") from e
+
+    def keep_shapes(self, count: int) -> None:
+        self.max_interpreters = max(self.max_interpreters, count)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -115,24 +146,51 @@ class TFLiteBackend(Backend):
         return results
 
     def _use_shape(self, shape: tuple[int, ...]) -> None:
-        """Switch to an interpreter allocated for ``shape``, making one if needed. Re-allocating one
-        interpreter on every change re-plans the whole graph (XNNPACK included), which made the two-pass
-        detector pay ~90 ms per frame for alternating 300² and 640-px inputs."""
+        """Switch to the interpreter allocated for ``shape``; if none is, allocate the one made at load (the
+        first time), a new one (while fewer than ``max_interpreters`` exist) or the least recently used
+        one, resized."""
         entry = self._by_shape.pop(shape, None)
         if entry is None:
-            interpreter = self._new_interpreter()
-            interpreter.resize_tensor_input(
-                interpreter.get_input_details()[0]["index"], list(shape), strict=False
-            )
-            interpreter.allocate_tensors()
+            if self._spare is not None:
+                interpreter, self._spare = self._spare, None
+            elif len(self._by_shape) < self.max_interpreters:
+                with native_info_dropped():
+                    interpreter = self._new_interpreter()
+            else:
+                interpreter = self._by_shape.popitem(last=False)[1][0]
+            with native_info_dropped():
+                interpreter.resize_tensor_input(
+                    interpreter.get_input_details()[0]["index"], list(shape), strict=False
+                )
+                interpreter.allocate_tensors()
             entry = (interpreter, interpreter.get_input_details()[0], interpreter.get_output_details())
         self._by_shape[shape] = entry
-        while len(self._by_shape) > MAX_INTERPRETERS:
-            self._by_shape.popitem(last=False)
         self.interpreter, self._input, self._outputs = entry
 
 
+def tflite_metadata(path: Path, interpreter_cls: Any) -> ModelMeta:
+    """The file's metadata; without any, says whether the file is a damaged model (the flatbuffer fails
+    the runtime's verifier) or a TFLite model edgemask did not export."""
+    try:
+        return read_tflite_metadata(path)
+    except DamagedModelError:
+        raise
+    except MetadataError as e:
+        with open(path, "rb") as f:
+            head = f.read(8)
+        if head[4:8] != TFLITE_IDENTIFIER:
+            raise BackendError(f"{path}: not a TFLite model (no TFLite flatbuffer header)") from e
+        try:
+            with native_info_dropped():
+                interpreter_cls(model_path=str(path))
+        except (ValueError, RuntimeError) as load_error:
+            raise DamagedModelError(path, f"not a valid flatbuffer: {first_line(load_error)}") from e
+        raise
+
+
 class OnnxBackend(Backend):
+    """``.onnx`` files on ONNX Runtime's CPU provider."""
+
     def __init__(self, path: Path, threads: int = 1) -> None:
         try:
             import onnxruntime as ort
@@ -142,12 +200,16 @@ class OnnxBackend(Backend):
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+        data = path.read_bytes()
         try:
-            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        except Exception as e:
-            raise BackendError(f"{path}: not a loadable ONNX model ({e})") from e
+            self.session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # ONNX Runtime raises its own exception types
+            raise DamagedModelError(
+                path, f"ONNX Runtime cannot read it, or it is not ONNX: {first_line(e)}"
+            ) from e
         self.path = path
         self.meta = read_onnx_metadata(self.session.get_modelmeta().custom_metadata_map, path)
+        verify_onnx(path, data, self.meta)
         self._input = self.session.get_inputs()[0]
         self._dtype = np.uint8 if self._input.type == "tensor(uint8)" else np.float32
 
@@ -160,14 +222,17 @@ class OnnxBackend(Backend):
         return [np.asarray(y, dtype=np.float32) for y in outputs]
 
 
-BACKENDS = {".tflite": TFLiteBackend, ".onnx": OnnxBackend}
+BACKENDS: dict[str, type[Backend]] = {"tflite": TFLiteBackend, "onnx": OnnxBackend}
+"""The runtime class of each format of :data:`edgemask.core.formats.FORMATS`."""
 
 
 def load_backend(path: str | os.PathLike, threads: int = 1) -> Backend:
-    """Load a ``.tflite`` or ``.onnx`` model exported by ``edgemask-export``."""
+    """Load a model file exported by ``edgemask-export``; the formats table picks the runtime."""
     path = Path(path)
-    if path.suffix not in BACKENDS:
-        raise BackendError(f"{path}: unknown model format {path.suffix!r}; expected .tflite or .onnx")
+    try:
+        fmt = format_of(path)
+    except FormatError as e:
+        raise BackendError(str(e)) from e
     if not path.is_file():
         raise BackendError(f"{path}: model file not found (run edgemask-export or pass the model path)")
-    return BACKENDS[path.suffix](path, threads=max(1, int(threads)))
+    return BACKENDS[fmt.name](path, threads=max(1, int(threads)))

@@ -2,7 +2,8 @@
 
 ONNX files carry it as the ``metadata_props`` entry ``"edgemask"``; TFLite files as a ``metadata.json``
 member of a zip archive appended to the flatbuffer (interpreters ignore trailing bytes, and ``zipfile``
-finds the archive from the end). Either way it is the JSON of :class:`ModelMeta`.
+finds the archive from the end). Either way it is the JSON of :class:`ModelMeta`, which also carries a
+:class:`Checksum` of the model bytes (see :mod:`edgemask.core.integrity`).
 """
 
 from __future__ import annotations
@@ -10,16 +11,41 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 METADATA_KEY = "edgemask"
 TFLITE_MEMBER = "metadata.json"
+ZIP_MEMBER_HEADER = b"PK\x03\x04"
+ZIP_NAME_OFFSET = 30
+"""A zip member's name follows its 30-byte local header, which starts with ``ZIP_MEMBER_HEADER``."""
 
 
 class MetadataError(ValueError):
     """A model file without edgemask metadata, or with metadata this version cannot read."""
+
+
+class DamagedModelError(MetadataError):
+    """A model file whose bytes are not what its exporter wrote: cut short, or changed."""
+
+    def __init__(self, path: str | os.PathLike, detail: str) -> None:
+        super().__init__(
+            f"{path}: damaged or truncated model file ({detail}); export it again or restore a good copy"
+        )
+
+
+@dataclass(frozen=True)
+class Checksum:
+    """SHA-256 of a model file's bytes, written by the exporter and checked by the loader.
+
+    ``length`` is how many leading bytes it covers (TFLite: the flatbuffer before the metadata archive);
+    ``None`` means the whole file with this digest replaced by zeros (ONNX, where the digest sits inside
+    the bytes it covers)."""
+
+    sha256: str
+    length: int | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +132,7 @@ class ModelMeta:
     sources: dict[str, str] = field(default_factory=dict)
     edgemask_version: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    checksum: Checksum | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -114,6 +141,9 @@ class ModelMeta:
     def from_json(cls, text: str) -> ModelMeta:
         try:
             d = json.loads(text)
+            checksum = d.pop("checksum", None)
+            if checksum is not None:
+                checksum = Checksum(**checksum)
             grid = d.pop("grid", None)
             if grid is not None:
                 grid = GridConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in grid.items()})
@@ -131,9 +161,10 @@ class ModelMeta:
             return cls(
                 ssd=ssd,
                 grid=grid,
+                checksum=checksum,
                 **{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()},
             )
-        except (TypeError, KeyError, json.JSONDecodeError) as e:
+        except (TypeError, KeyError, AttributeError, ValueError) as e:  # JSONDecodeError is a ValueError
             raise MetadataError(f"unreadable edgemask metadata: {e}") from e
 
 
@@ -148,18 +179,47 @@ def append_tflite_metadata(path: str | os.PathLike, meta: ModelMeta) -> None:
 
 
 def read_tflite_metadata(path: str | os.PathLike) -> ModelMeta:
+    """The archive's ``metadata.json``; a file whose archive is damaged or gone raises
+    :class:`DamagedModelError` if it shows signs of having had one (see :func:`lost_tflite_metadata`)."""
     try:
         with zipfile.ZipFile(path) as zf:
-            return ModelMeta.from_json(zf.read(TFLITE_MEMBER).decode())
-    except (zipfile.BadZipFile, KeyError) as e:
-        raise MetadataError(f"{path}: no edgemask metadata (not exported by edgemask-export?)") from e
+            text = zf.read(TFLITE_MEMBER).decode()
+    except (zipfile.BadZipFile, KeyError, EOFError, zlib.error, UnicodeDecodeError) as e:
+        if lost_tflite_metadata(path, e):
+            raise DamagedModelError(path, f"its metadata archive is unreadable: {e}") from e
+        raise MetadataError(
+            f"{path}: no edgemask metadata (not exported by edgemask-export, or the file's end is missing)"
+        ) from e
+    try:
+        return ModelMeta.from_json(text)
+    except MetadataError as e:
+        raise DamagedModelError(path, str(e)) from e
+
+
+def lost_tflite_metadata(path: str | os.PathLike, error: Exception) -> bool:
+    """Whether a ``.tflite`` file without readable metadata once had it: an archive that is there but
+    fails its CRC, or the archive's first header still present (the end was cut off)."""
+    if not isinstance(error, KeyError | zipfile.BadZipFile) or "CRC" in str(error):
+        return True
+    with open(path, "rb") as f:
+        data = f.read()
+    name = TFLITE_MEMBER.encode()
+    start = data.find(name)
+    while start >= 0:
+        if data[start - ZIP_NAME_OFFSET : start - ZIP_NAME_OFFSET + 4] == ZIP_MEMBER_HEADER:
+            return True
+        start = data.find(name, start + 1)
+    return False
 
 
 def read_onnx_metadata(custom_metadata: dict[str, str], path: str | os.PathLike) -> ModelMeta:
     """From onnxruntime's ``get_modelmeta().custom_metadata_map`` (no ``onnx`` package needed)."""
     if METADATA_KEY not in custom_metadata:
         raise MetadataError(f"{path}: no edgemask metadata (not exported by edgemask-export?)")
-    return ModelMeta.from_json(custom_metadata[METADATA_KEY])
+    try:
+        return ModelMeta.from_json(custom_metadata[METADATA_KEY])
+    except MetadataError as e:
+        raise DamagedModelError(path, str(e)) from e
 
 
 def read_metadata(path: str | os.PathLike) -> ModelMeta:
@@ -170,6 +230,14 @@ def read_metadata(path: str | os.PathLike) -> ModelMeta:
     if path.suffix == ".onnx":
         import onnxruntime as ort
 
-        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        try:
+            sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as e:  # ONNX Runtime raises its own exception types for unparsable files
+            raise DamagedModelError(path, f"ONNX Runtime cannot read it: {first_line(e)}") from e
         return read_onnx_metadata(sess.get_modelmeta().custom_metadata_map, path)
     raise MetadataError(f"{path}: unknown model format {path.suffix!r} (expected .tflite or .onnx)")
+
+
+def first_line(error: Exception) -> str:
+    """A runtime's error message, first line only: their messages run to stack dumps."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]

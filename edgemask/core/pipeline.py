@@ -1,4 +1,4 @@
-"""The two stages together: detect faces, crop them, classify all crops of a frame as one batch."""
+"""The two stages together: detect faces, crop them, classify the crops of a frame in a few batches."""
 
 from __future__ import annotations
 

@@ -8,10 +8,18 @@ import logging
 import sys
 from pathlib import Path
 
+from edgemask.argtypes import at_least, fraction, in_range, whole_in_range
+from edgemask.core.backends import BackendError
+from edgemask.extras import missing_extra, missing_modules
 from edgemask.training.augment import AugmentConfig
 from edgemask.training.data import DataError
 from edgemask.training.fit import SCHEDULES, STRATEGIES, TrainConfig
 from edgemask.training.scenes import INCORRECT_POLICIES
+
+BACKBONE_LAYERS = 154
+"""Layers of Keras's MobileNetV2 backbone: --fine-tune-from picks the first trainable one."""
+MAX_INPUT_SIZE = 1024
+MAX_BATCH_SIZE = 4096
 
 EXAMPLES_TRAIN = """examples:
   edgemask-train --data ../shared/assets/datasets/mask12k --data ../shared/assets/datasets/rmfd_mix \\
@@ -21,7 +29,8 @@ EXAMPLES_TRAIN = """examples:
 
 
 def _fine_tune(value: str) -> int | None:
-    return None if value.lower() in ("none", "frozen") else int(value)
+    """A backbone layer index, or ``none`` / ``frozen``."""
+    return None if value.lower() in ("none", "frozen") else whole_in_range(0, BACKBONE_LAYERS)(value)
 
 
 def train_parser() -> argparse.ArgumentParser:
@@ -57,13 +66,13 @@ def train_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--scene-val-fraction",
-        type=float,
+        type=in_range(0.01, 0.9),
         default=d.scene_val_fraction,
         help="share of --scenes scenes held out for validation (default %(default)s)",
     )
     p.add_argument(
         "--patches-per-scene",
-        type=int,
+        type=whole_in_range(0, 100),
         default=d.patches_per_scene,
         help="background patches per training scene used as occluder textures (default %(default)s)",
     )
@@ -72,30 +81,36 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", default=d.run_dir, help="checkpoints and history, outside git (%(default)s)")
     p.add_argument("--cache-dir", default=d.cache_dir, help="decoded-crop cache (%(default)s)")
     p.add_argument(
-        "--input-size", type=int, default=d.input_size, help="square input side (default %(default)s)"
+        "--input-size",
+        type=whole_in_range(32, MAX_INPUT_SIZE),
+        default=d.input_size,
+        help="square input side (default %(default)s)",
     )
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--learning-rate", type=float, default=d.learning_rate)
+    p.add_argument("--epochs", type=whole_in_range(1, 10_000), default=d.epochs)
+    p.add_argument("--batch-size", type=whole_in_range(1, MAX_BATCH_SIZE), default=d.batch_size)
+    p.add_argument("--learning-rate", type=in_range(1e-8, 1.0), default=d.learning_rate)
     p.add_argument(
         "--fine-tune-from",
         type=_fine_tune,
         default=d.fine_tune_from,
         help="first trainable backbone layer of 154, or 'none' to freeze it (default %(default)s)",
     )
-    p.add_argument("--dropout", type=float, default=d.dropout)
+    p.add_argument("--dropout", type=in_range(0.0, 0.95), default=d.dropout)
     p.add_argument(
         "--unmasked-weight",
-        type=float,
+        type=in_range(0.01, 100.0),
         default=d.unmasked_weight,
         help="extra loss weight of without_mask after class balancing; >1 trades FRR for FAR",
     )
     p.add_argument(
-        "--val-fraction", type=float, default=d.val_fraction, help="used only without val/ folders"
+        "--val-fraction",
+        type=in_range(0.01, 0.9),
+        default=d.val_fraction,
+        help="used only without val/ folders",
     )
     p.add_argument(
         "--val-low-res",
-        type=int,
+        type=at_least(2),
         nargs="*",
         default=list(d.val_low_res),
         metavar="PX",
@@ -117,8 +132,10 @@ def train_parser() -> argparse.ArgumentParser:
         help="after training, shift the unmasked output bias so max(FAR, FRR) on the validation crops is "
         "smallest (never on --eval-* data)",
     )
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--patience", type=int, default=d.patience, help="early-stopping patience in epochs")
+    p.add_argument("--seed", type=at_least(0), default=d.seed)
+    p.add_argument(
+        "--patience", type=at_least(1), default=d.patience, help="early-stopping patience in epochs"
+    )
     p.add_argument(
         "--keep",
         choices=("best", "last"),
@@ -135,7 +152,7 @@ def train_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--ema",
-        type=float,
+        type=in_range(0.0, 0.99999),
         default=None,
         metavar="MOMENTUM",
         help="keep an exponential moving average of the weights (e.g. 0.998) and ship it",
@@ -147,52 +164,57 @@ def train_parser() -> argparse.ArgumentParser:
         help="tf.distribute strategy: one device, MirroredStrategy over local devices, or "
         "MultiWorkerMirroredStrategy (cluster from $TF_CONFIG)",
     )
-    p.add_argument("--steps-per-epoch", type=int, default=None, help="cap steps per epoch (smoke tests)")
+    p.add_argument(
+        "--steps-per-epoch", type=at_least(1), default=None, help="cap steps per epoch (smoke tests)"
+    )
     p.add_argument(
         "--time-limit",
-        type=float,
+        type=in_range(0.01, 1e6),
         default=None,
         metavar="MIN",
         help="stop after the epoch in which this many minutes have passed",
     )
     p.add_argument(
         "--low-res-prob",
-        type=float,
+        type=fraction,
         default=a.low_res_prob,
         help="share of training crops degraded to a tiny size and back (default %(default)s)",
     )
     p.add_argument(
         "--occlusion-prob",
-        type=float,
+        type=fraction,
         default=a.occlusion_prob,
         help="share of bare-face crops whose mouth is covered by something that is not a mask: another "
         "crop's hair/skin, a scene background patch or a flat card (default %(default)s)",
     )
     p.add_argument(
         "--occlusion-masked-prob",
-        type=float,
+        type=fraction,
         default=a.occlusion_masked_prob,
         help="share of masked crops that get an occluder too (default %(default)s)",
     )
     p.add_argument(
         "--mask-hue-prob",
-        type=float,
+        type=fraction,
         default=a.mask_hue_prob,
         help="share of masked crops whose lower half turns a random hue (default %(default)s)",
     )
     p.add_argument(
-        "--low-res-blur", type=float, default=a.low_res_blur, help="max 3x3 blur mix at the small size"
+        "--low-res-blur", type=fraction, default=a.low_res_blur, help="max 3x3 blur mix at the small size"
     )
     p.add_argument(
         "--low-res-jpeg-prob",
-        type=float,
+        type=fraction,
         default=a.low_res_jpeg_prob,
         help="share of low-res crops JPEG-compressed at the small size (default %(default)s)",
     )
-    p.add_argument("--low-res-min", type=int, default=a.low_res_min)
-    p.add_argument("--low-res-max", type=int, default=a.low_res_max)
+    p.add_argument("--low-res-min", type=at_least(2), default=a.low_res_min)
+    p.add_argument("--low-res-max", type=at_least(2), default=a.low_res_max)
     p.add_argument(
-        "--zoom", type=float, default=a.zoom, help="crop-margin jitter per axis (default %(default)s)"
+        "--zoom",
+        type=in_range(0.0, 0.9),
+        default=a.zoom,
+        help="crop-margin jitter per axis (default %(default)s)",
     )
     p.add_argument("--eval-data", action="append", default=[], help="class folder to evaluate after training")
     p.add_argument(
@@ -209,6 +231,11 @@ def train_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.data and not args.scenes:
         parser.error("give at least one --data or --scenes folder")
+    if args.low_res_min > args.low_res_max:
+        parser.error(f"--low-res-min {args.low_res_min} is above --low-res-max {args.low_res_max}")
+    if problem := missing_extra("train", "edgemask-train"):
+        print(f"edgemask-train: error: {problem}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     aug = AugmentConfig(
         low_res_prob=args.low_res_prob,
@@ -282,12 +309,28 @@ def eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", action="append", default=[], help="class folder (repeatable)")
     p.add_argument("--voc", action="append", default=[], help="VOC scenes folder (repeatable)")
     p.add_argument(
-        "--margin", type=float, default=0.0, help="grow VOC boxes by this share per side (default 0)"
+        "--margin",
+        type=in_range(0.0, 1.0),
+        default=0.0,
+        help="grow VOC boxes by this share per side (default 0)",
     )
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=whole_in_range(1, MAX_BATCH_SIZE), default=64)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.add_argument("--out", default=None, help="folder for confusion-matrix PNGs and metrics JSON")
     return p
+
+
+def eval_needs(args: argparse.Namespace) -> str | None:
+    """What the model file (and ``--out``'s plots) need that is not installed, as one line."""
+    suffix = Path(args.model).suffix.lower()
+    what = f"edgemask-eval on a {suffix} file"
+    if suffix == ".keras":
+        return missing_extra("train", what)
+    if suffix in (".h5", ".model"):
+        return missing_extra("peers", what)
+    if args.out and missing_modules(("matplotlib",)):
+        return "edgemask-eval --out draws with matplotlib, not installed here: pip install 'edgemask[train]'"
+    return None
 
 
 def eval_main(argv: list[str] | None = None) -> int:
@@ -295,6 +338,9 @@ def eval_main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     if not args.data and not args.voc:
         print("edgemask-eval: error: give at least one --data or --voc folder", file=sys.stderr)
+        return 2
+    if problem := eval_needs(args):
+        print(f"edgemask-eval: error: {problem}", file=sys.stderr)
         return 2
     from edgemask.evaluation.metrics import format_confusion, format_report, save_confusion_png
     from edgemask.training.evaluate import evaluate_folder, evaluate_voc, load_classifier
@@ -306,7 +352,7 @@ def eval_main(argv: list[str] | None = None) -> int:
             results[folder] = evaluate_folder(clf, folder, args.batch_size)
         for folder in args.voc:
             results[folder] = evaluate_voc(clf, folder, args.margin, args.batch_size)
-    except (DataError, FileNotFoundError, ValueError) as e:
+    except (DataError, FileNotFoundError, ValueError, BackendError) as e:
         print(f"edgemask-eval: error: {e}", file=sys.stderr)
         return 2
     report = {"model": args.model, "input_size": clf.input_size, "results": results}

@@ -34,12 +34,9 @@ class KerasClassifier:
 
     def __init__(self, model_or_path) -> None:
         if isinstance(model_or_path, str | os.PathLike):
-            from edgemask.training.model import configure_keras_home
+            from edgemask.training.model import load_keras_model
 
-            configure_keras_home()
-            import keras
-
-            model_or_path = keras.models.load_model(model_or_path, compile=False)
+            model_or_path = load_keras_model(model_or_path)
         self.model = model_or_path
         self.input_size = int(self.model.input_shape[1])
         self.labels = LABELS
@@ -59,7 +56,13 @@ class LegacyKerasClassifier(KerasClassifier):
     def __init__(self, path: str | os.PathLike) -> None:
         import tf_keras
 
-        super().__init__(tf_keras.models.load_model(path, compile=False))
+        from edgemask.training.model import KerasFileError
+
+        try:
+            model = tf_keras.models.load_model(path, compile=False)
+        except Exception as e:  # h5py and Keras raise many types for a bad file
+            raise KerasFileError(f"{path}: not a loadable Keras model ({type(e).__name__})") from e
+        super().__init__(model)
 
     def preprocess(self, faces_bgr: Sequence[np.ndarray]) -> np.ndarray:
         return super().preprocess(faces_bgr) / 127.5 - 1.0

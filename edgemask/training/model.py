@@ -8,11 +8,39 @@ MobileNetV2's convolutional weights do not depend on the input size, so the 224 
 from __future__ import annotations
 
 import os
+import zipfile
+from typing import Any
 
 from edgemask.assets import MOBILENET_V2_NO_TOP
 from edgemask.labels import LABELS
 
 BACKBONE_NAME = "mobilenetv2"
+
+
+class KerasFileError(ValueError):
+    """A Keras model file that cannot be loaded: damaged, truncated, or not a model."""
+
+
+def load_keras_model(path: str | os.PathLike) -> Any:
+    """A ``.keras`` file, checked first to be a whole zip archive (every member's CRC): Keras reports a
+    damaged archive as "File not found"."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            broken = archive.testzip()
+    except (zipfile.BadZipFile, EOFError, OSError) as e:
+        raise KerasFileError(
+            f"{path}: not a loadable Keras model: damaged, truncated or not a .keras zip archive ({e})"
+        ) from e
+    if broken is not None:
+        raise KerasFileError(f"{path}: not a loadable Keras model: damaged ({broken} fails its CRC check)")
+    configure_keras_home()
+    import keras
+
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as e:  # Keras raises many types for a bad archive
+        message = (str(e).strip().splitlines() or [""])[0][:200]
+        raise KerasFileError(f"{path}: not a loadable Keras model ({type(e).__name__}: {message})") from e
 
 
 def configure_keras_home() -> str | None:

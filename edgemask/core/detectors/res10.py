@@ -11,6 +11,7 @@ import numpy as np
 
 from edgemask.core.backends import Backend, load_backend
 from edgemask.core.detectors.base import Detections, Pass
+from edgemask.core.ops.image import resize
 from edgemask.core.ops.ssd import detection_output, prior_boxes
 
 DEFAULT_INPUT_SIZE = 300
@@ -75,9 +76,9 @@ def scale_passes(input_size: int | None, small_face_size: int | None) -> tuple[S
 
 
 def squash_pass(image: np.ndarray, size: tuple[int, int], rgb: bool = False) -> Pass:
-    """The frame squashed to ``size`` ``(h, w)`` as OpenCV's sample feeds it (bilinear)."""
-    h, w = size
-    blob = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
+    """The frame squashed to ``size`` ``(h, w)`` as OpenCV's sample feeds it, through the runtime's
+    bit-exact :func:`~edgemask.core.ops.image.resize` (OpenCV's bilinear differs between CPUs)."""
+    blob = resize(image, size)
     if rgb:
         blob = cv2.cvtColor(blob, cv2.COLOR_BGR2RGB)
     return Pass(blob[None], image.shape[:2], size)
@@ -127,6 +128,7 @@ class Res10Detector:
             self.scales = scale_passes(input_size, small_face_size or None)
         else:
             self.scales = (ScalePass((int(fixed[0]), int(fixed[1])), keep_aspect=False),)
+        self.backend.keep_shapes(len(self.scales))
         self._priors: dict[tuple[int, int], np.ndarray] = {}
 
     def priors(self, size: tuple[int, int]) -> np.ndarray:

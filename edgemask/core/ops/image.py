@@ -26,12 +26,20 @@ def to_bgr8(image: np.ndarray) -> np.ndarray:
 
 
 def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize to ``(height, width)``: area averaging when shrinking, bilinear when enlarging."""
+    """Resize to ``(height, width)`` with the same pixels on every CPU and OpenCV build.
+
+    OpenCV's ``INTER_LINEAR`` (when shrinking) and ``INTER_AREA`` give different pixels on arm64 and
+    x86-64 with OpenCV 5.0; ``INTER_LINEAR_EXACT`` does not (``scripts/preprocessing_digests.py``). So every
+    step is bit-exact bilinear, and a shrink first halves the image while it stays at least twice the
+    target: a halving averages 2×2 blocks exactly as area averaging does, so small faces do not alias.
+    """
     h, w = size
+    while image.shape[0] >= 2 * h and image.shape[1] >= 2 * w:
+        half = (image.shape[1] // 2, image.shape[0] // 2)
+        image = cv2.resize(image, half, interpolation=cv2.INTER_LINEAR_EXACT)
     if image.shape[0] == h and image.shape[1] == w:
         return image
-    shrinking = image.shape[0] * image.shape[1] > h * w
-    return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    return cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR_EXACT)
 
 
 def classifier_input(face_bgr: np.ndarray, size: int) -> np.ndarray:
