@@ -54,6 +54,11 @@ def model_blobs(model: str, backend: Backend, frame: np.ndarray, face: np.ndarra
     return [blob[..., ::-1] if backend.meta.channel_order == "BGR" else blob]
 
 
+def run_passes(backend: Backend, blobs: Sequence[np.ndarray]) -> None:
+    for blob in blobs:
+        backend.run(blob)
+
+
 def shapes(blobs: Sequence[np.ndarray]) -> str:
     return " + ".join(f"{b.shape[2]}x{b.shape[1]}" for b in blobs)
 
@@ -78,8 +83,7 @@ def probe_memory(path: Path, model: str, scenes: Path) -> float:
     backend = load_backend(path, threads=1)
     blobs = model_blobs(model, backend, frame, face)
     for _ in range(PROBE_RUNS):
-        for b in blobs:
-            backend.run(b)
+        run_passes(backend, blobs)
     return proc_status_mb("VmHWM") - before
 
 
@@ -132,7 +136,7 @@ def time_model_files(
             for model, v in group:
                 backend = load_backend(v.path(models_dir, model), n_threads)
                 blobs[model, v] = model_blobs(model, backend, frame, face)
-                tasks[model, v] = partial(lambda b, xs: [b.run(x) for x in xs], backend, blobs[model, v])
+                tasks[model, v] = partial(run_passes, backend, blobs[model, v])
             for (model, v), samples in round_robin(tasks, runs, warmup).items():
                 rows.append(
                     {
