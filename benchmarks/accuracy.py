@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--small-face-sizes", type=side_or_off(), nargs="+", default=[0, 512, 640, 800], help="res10, 0 = off"
     )
-    s.add_argument("--res10-confs", type=fraction, nargs="+", default=[0.2, 0.3, 0.4, 0.5])
+    s.add_argument("--res10-confs", "--confs", type=fraction, nargs="+", default=[0.2, 0.3, 0.4, 0.5])
     s.add_argument("--margins", type=fraction, nargs="+", default=[0.1], help="face crop margin per side")
     s.add_argument(
         "--classic-ms",
@@ -198,9 +198,11 @@ def run_sweep(args: argparse.Namespace, scenes: list[Scene], header: list[str]) 
         "",
         *sweep.sweep_table(rows),
         "",
-        "*mean ms/frame over all scenes at 1 thread, every setting in turn on each scene; measured at the "
-        "family's lowest confidence, so an upper bound for higher ones (fewer faces to classify). Higher "
-        "confidences filter that run's faces afterwards, which equals running at them (NMS is greedy).",
+        "*mean ms/frame over all scenes at 1 thread, every setting in turn on each scene, each timed call "
+        "after an untimed one on that scene (the steady state of each frame size, as a camera sees it); "
+        "measured at the family's lowest confidence, so an upper bound for higher ones (fewer faces to "
+        "classify). Higher confidences filter that run's faces afterwards, which equals running at them "
+        "(NMS is greedy: a box is only suppressed by higher-scored ones).",
         "",
         *lines,
     ]

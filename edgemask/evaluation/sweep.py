@@ -93,7 +93,8 @@ def run_grid(
 ) -> tuple[list[Run], dict[str, list[float]]]:
     """Every setting's pipeline (1 thread, at its family's lowest confidence) on every scene, all of them
     in turn on each scene with the first place rotating (:func:`round_robin`), so load drift hits every
-    setting alike. ``extra`` timers (e.g. the classic recipe) join the rotation; only their milliseconds
+    setting alike; each timed call follows an untimed one on the same scene (the steady state of that
+    frame size). ``extra`` timers (e.g. the classic recipe) join the rotation; only their milliseconds
     are kept."""
     pipelines = {
         s: s.system(variant, lowest_conf[s.family]).pipeline(models_dir, threads=1) for s in settings
@@ -106,14 +107,10 @@ def run_grid(
 
     extra = extra or {}
     extra_ms: dict[str, list[float]] = {name: [] for name in extra}
-    for fn in extra.values():
-        fn(scenes[0].image)  # warm-up
-    for s in settings:
-        infer(s, scenes[0].image)
     for i, scene in enumerate(tqdm(scenes, desc="sweep", unit="scene", leave=False)):
         tasks: dict = {s: partial(infer, s, scene.image) for s in settings}
         tasks.update({name: partial(fn, scene.image) for name, fn in extra.items()})
-        for key, ms in round_robin(tasks, runs=1, warmup=0, start=i).items():
+        for key, ms in round_robin(tasks, runs=1, warmup=1, start=i).items():
             if key in runs:
                 runs[key].ms.extend(ms)
                 runs[key].results.append(FrameResult.of(answers[key]))

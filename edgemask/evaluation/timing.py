@@ -1,4 +1,10 @@
-"""Timing helpers: round-robin runs, so slow drift (thermal, a neighbour's job) hits every variant alike."""
+"""Timing helpers: round-robin runs, so slow drift (thermal, a neighbour's job) hits every variant alike.
+
+Frame loops call :func:`round_robin` with ``warmup=1`` on each frame: the runtimes plan their graph once
+per input shape (LiteRT keeps a few interpreters per shape, :mod:`edgemask.core.backends`), and frames of
+a folder of photos come in many sizes, while a camera's share one. One untimed call per frame first makes
+every number the steady state of that frame size, as a camera would see it.
+"""
 
 from __future__ import annotations
 
