@@ -21,7 +21,7 @@ import numpy as np
 
 from edgemask.argtypes import at_least, fraction, side_or_off
 from edgemask.assets import DETECTOR_CAFFEMODEL, DETECTOR_PROTOTXT, REPO_ROOT, dataset, fetch, find
-from edgemask.core.formats import DEFAULT_DETECTOR, DEFAULT_VARIANT, DETECTORS, VARIANTS
+from edgemask.core.formats import DEFAULT_DETECTOR, DEFAULT_VARIANT, DETECTORS, VARIANTS, Variant
 from edgemask.core.metadata import read_metadata
 from edgemask.evaluation import accuracy, sweep
 from edgemask.evaluation.machine import describe, header_markdown, usable_cores
@@ -148,7 +148,7 @@ def run_comparison(args: argparse.Namespace, scenes: list[Scene], header: list[s
     return {"notes": notes, "detection": summaries, "ms_per_frame": ms, "crops": crops, "checks": checks}
 
 
-def sweep_settings(args: argparse.Namespace, variant) -> tuple[list[sweep.Setting], list[str]]:
+def sweep_settings(args: argparse.Namespace, variant: Variant) -> tuple[list[sweep.Setting], list[str]]:
     settings, notes = [], []
     for family in args.detectors:
         files = [variant.path(args.models, family), variant.path(args.models, "classifier")]
@@ -180,7 +180,7 @@ def run_sweep(args: argparse.Namespace, scenes: list[Scene], header: list[str]) 
     confs = {"yunet": args.yunet_confs, "res10": args.res10_confs}
     lowest = {family: min(c) for family, c in confs.items()}
     runs, extra_ms = sweep.run_grid(settings, variant, args.models, scenes, lowest, classic_timer(args))
-    classic_ms = args.classic_ms if args.classic_ms is not None else None
+    classic_ms = args.classic_ms
     if "classic" in extra_ms:
         classic_ms = float(np.mean(extra_ms["classic"]))
     rows = sweep.sweep_rows(runs, scenes, confs)
