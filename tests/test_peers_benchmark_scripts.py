@@ -123,13 +123,14 @@ def test_sweep_quick(tmp_path: Path, scenes_dir: Path):
     run_script(
         "accuracy.py", "--sweep", "--detectors", "res10", "--limit", "4", "--input-sizes", "300",
         "--small-face-sizes", "0", "640", "--margins", "0", "0.2", "--res10-confs", "0.6", "0.4",
-        "--classic-ms", "400", "--json-out", str(out),
+        "--classic-ms", "400", "--time-every", "2", "--json-out", str(out),
     )  # fmt: skip
     result = json.loads(out.read_text())
     rows = result["sweep"]
     assert [(r["small_face_size"], r["margin"], r["conf"]) for r in rows] == [
         (size, margin, conf) for size in (0, 640) for margin in (0, 0.2) for conf in (0.4, 0.6)
     ]
+    assert result["timed_scenes"] == 2  # --time-every 2 on 4 scenes: scenes 0 and 2
     for r in rows:
         assert r["even"]["images"] + r["odd"]["images"] == result["scenes"] == 4
         assert r["even"]["images"] == r["odd"]["images"] == 2

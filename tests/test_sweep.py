@@ -27,6 +27,7 @@ from edgemask.evaluation.sweep import (
     winner,
     yunet_grid,
 )
+from edgemask.evaluation.timing import frame_round
 from edgemask.evaluation.voc import Scene
 
 MASK, NO_MASK = 0, 1
@@ -161,3 +162,17 @@ def test_grids_and_what_each_setting_asks_of_the_detector():
     assert system.options == DetectorOptions(size=224, small_face_size=0, conf=0.2, nms=None)
     assert (system.detector, system.margin) == ("res10", 0.0)
     assert system.name == "edgemask res10 tflite int8, input 224, small-face off, margin 0"
+
+
+def test_frame_round_times_every_nth_frame_after_an_untimed_call():
+    calls = {"a": 0, "b": 0}
+
+    def task(name):
+        calls[name] += 1
+
+    tasks = {name: (lambda n=name: task(n)) for name in calls}
+    assert frame_round(tasks, index=1, every=3) == {}
+    assert calls == {"a": 1, "b": 1}
+    timed = frame_round(tasks, index=3, every=3)
+    assert set(timed) == {"a", "b"} and all(ms >= 0 for ms in timed.values())
+    assert calls == {"a": 3, "b": 3}  # one untimed and one timed call each

@@ -25,7 +25,7 @@ from edgemask.evaluation.frame_result import FrameResult
 from edgemask.evaluation.metrics import classification_metrics
 from edgemask.evaluation.report import num, pct, rate, table, verdict
 from edgemask.evaluation.systems import EdgemaskSystem
-from edgemask.evaluation.timing import round_robin
+from edgemask.evaluation.timing import frame_round
 from edgemask.evaluation.voc import Scene
 from edgemask.labels import LABELS
 
@@ -73,11 +73,14 @@ def family_options(
     return DetectorOptions(size, small, conf), ", ".join(p for p in parts if p)
 
 
-def compare(systems: dict[str, Callable], scenes: Sequence[Scene]) -> tuple[dict, dict]:
-    """Every system on every scene, all in turn with the first place rotating, each timed call after an
-    untimed one on the same scene (:mod:`edgemask.evaluation.timing`); evaluators and mean ms per frame."""
+def compare(
+    systems: dict[str, Callable], scenes: Sequence[Scene], time_every: int = 1
+) -> tuple[dict, dict, int]:
+    """Every system on every scene; every ``time_every``-th scene timed, all systems in turn with the first
+    place rotating (:func:`edgemask.evaluation.timing.frame_round`). Evaluators, mean ms per timed frame
+    and the number of timed frames."""
     evaluators = {name: DetectionEvaluator() for name in systems}
-    seconds = dict.fromkeys(systems, 0.0)
+    samples: dict[str, list[float]] = {name: [] for name in systems}
     answers: dict[str, object] = {}
 
     def infer(name: str, image: np.ndarray) -> None:
@@ -85,12 +88,13 @@ def compare(systems: dict[str, Callable], scenes: Sequence[Scene]) -> tuple[dict
 
     for i, scene in enumerate(tqdm(scenes, desc="scenes", unit="img", leave=False)):
         tasks = {name: partial(infer, name, scene.image) for name in systems}
-        for name, ms in round_robin(tasks, runs=1, warmup=1, start=i).items():
-            seconds[name] += ms[0] / 1e3
+        for name, ms in frame_round(tasks, i, time_every).items():
+            samples[name].append(ms)
+        for name in systems:
             r = FrameResult.of(answers[name])
             evaluators[name].add(scene.boxes, scene.labels, r.boxes, r.labels, r.scores, r.face_scores)
-    frames = max(1, len(scenes))
-    return evaluators, {name: s * 1e3 / frames for name, s in seconds.items()}
+    ms = {name: float(np.mean(s)) if s else float("nan") for name, s in samples.items()}
+    return evaluators, ms, len(next(iter(samples.values()), []))
 
 
 def ground_truth_crops(scenes: Sequence[Scene], margin: float) -> tuple[list[np.ndarray], np.ndarray]:

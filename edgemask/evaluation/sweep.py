@@ -26,7 +26,7 @@ from edgemask.evaluation.detection_metrics import DetectionEvaluator
 from edgemask.evaluation.frame_result import FrameResult
 from edgemask.evaluation.report import num, pct, table
 from edgemask.evaluation.systems import EdgemaskSystem
-from edgemask.evaluation.timing import round_robin
+from edgemask.evaluation.timing import frame_round
 from edgemask.evaluation.voc import Scene
 
 FAR_TARGET = 0.02
@@ -90,12 +90,12 @@ def run_grid(
     scenes: Sequence[Scene],
     lowest_conf: dict[str, float],
     extra: dict[str, Callable] | None = None,
+    time_every: int = 1,
 ) -> tuple[list[Run], dict[str, list[float]]]:
-    """Every setting's pipeline (1 thread, at its family's lowest confidence) on every scene, all of them
-    in turn on each scene with the first place rotating (:func:`round_robin`), so load drift hits every
-    setting alike; each timed call follows an untimed one on the same scene (the steady state of that
-    frame size). ``extra`` timers (e.g. the classic recipe) join the rotation; only their milliseconds
-    are kept."""
+    """Every setting's pipeline (1 thread, at its family's lowest confidence) on every scene. Every
+    ``time_every``-th scene is timed: all settings in turn with the first place rotating, each timed call
+    after an untimed one on the same scene (:func:`edgemask.evaluation.timing.frame_round`), so load drift
+    hits every setting alike. ``extra`` timers (e.g. the classic recipe) join the timed scenes only."""
     pipelines = {
         s: s.system(variant, lowest_conf[s.family]).pipeline(models_dir, threads=1) for s in settings
     }
@@ -109,13 +109,12 @@ def run_grid(
     extra_ms: dict[str, list[float]] = {name: [] for name in extra}
     for i, scene in enumerate(tqdm(scenes, desc="sweep", unit="scene", leave=False)):
         tasks: dict = {s: partial(infer, s, scene.image) for s in settings}
-        tasks.update({name: partial(fn, scene.image) for name, fn in extra.items()})
-        for key, ms in round_robin(tasks, runs=1, warmup=1, start=i).items():
-            if key in runs:
-                runs[key].ms.extend(ms)
-                runs[key].results.append(FrameResult.of(answers[key]))
-            else:
-                extra_ms[key].extend(ms)
+        if i % time_every == 0:
+            tasks.update({name: partial(fn, scene.image) for name, fn in extra.items()})
+        for key, ms in frame_round(tasks, i, time_every).items():
+            (runs[key].ms if key in runs else extra_ms[key]).append(ms)
+        for s in settings:
+            runs[s].results.append(FrameResult.of(answers[s]))
     return list(runs.values()), extra_ms
 
 
@@ -153,9 +152,8 @@ def half_summary(
 
 
 def sweep_rows(runs: Sequence[Run], scenes: Sequence[Scene], confs: dict[str, Sequence[float]]) -> list[dict]:
-    """One row per (setting, confidence of its family): each half's numbers and the mean ms per frame
-    over all scenes at the lowest confidence (an upper bound for higher ones, which classify fewer
-    faces)."""
+    """One row per (setting, confidence of its family): each half's numbers and the mean ms per timed
+    frame at the lowest confidence (an upper bound for higher ones, which classify fewer faces)."""
     rows = []
     halves = half_indices(len(scenes))
     for run in runs:
