@@ -139,15 +139,18 @@ def test_default_is_the_best_worst_half_among_accurate_and_fast_enough_settings(
 
 def test_verdict_lines_name_each_family_and_the_default():
     rows = [
-        row("long side 640", 0.8, 0.8, ms=15),
+        row("long side 640", 0.8, 0.8, ms=15, far=0.03),
+        row("long side 320", 0.7, 0.6, ms=12),
         row("input 224, small-face 512", 0.7, 0.7, ms=25, family="res10"),
     ]
     lines = verdict_lines(rows, classic_ms=200)
-    assert lines[0].startswith(
-        "yunet: best mAP with FAR <= 2% and FRR <= 3% on both halves: yunet long side 640"
-    )
-    assert lines[1].startswith("res10: best mAP") and "input 224, small-face 512" in lines[1]
-    assert lines[2].startswith("DEFAULT: yunet long side 640, conf 0.5") and "13.3x" in lines[2]
+    targets = "FAR <= 2% and FRR <= 3% on both halves"
+    assert lines[0].startswith(f"yunet: best mAP with {targets}: yunet long side 320")
+    assert lines[1].startswith("yunet: best worst-half mAP at any FAR/FRR: yunet long side 640")
+    assert lines[2].startswith("res10: best mAP") and "input 224, small-face 512" in lines[2]
+    # The default needs FAR/FRR and <= 20 ms: the res10 row is too slow, 640 misses FAR, 320 qualifies.
+    assert lines[4].startswith("DEFAULT: yunet long side 320, conf 0.5") and "16.7x" in lines[4]
+    assert lines[5].startswith("WITHOUT FAR/FRR: yunet long side 640, conf 0.5") and "13.3x" in lines[5]
     assert verdict_lines(rows, classic_ms=None)[-1].startswith("DEFAULT NOT CHOSEN")
     assert verdict_lines(rows, classic_ms=100)[-1].startswith("DEFAULT: no setting meets the rule")
 
