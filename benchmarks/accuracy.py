@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemask.argtypes import at_least, fraction, side_or_off
+from edgemask.argtypes import at_least, fraction, network_side, side_or_off, thread_count
 from edgemask.assets import DETECTOR_CAFFEMODEL, DETECTOR_PROTOTXT, REPO_ROOT, dataset, fetch, find
 from edgemask.core.formats import DEFAULT_DETECTOR, DEFAULT_VARIANT, DETECTORS, VARIANTS, Variant
 from edgemask.core.metadata import read_metadata
@@ -42,12 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detectors", nargs="+", choices=DETECTORS, default=list(DETECTORS))
     p.add_argument("--formats", nargs="+", choices=VARIANT_NAMES, metavar="FMT", help=f"of {VARIANT_NAMES}")
     p.add_argument("--limit", type=at_least(1), help="only the first N scenes")
-    p.add_argument("--threads", type=at_least(1), default=usable_cores(), help="threads for every runtime")
+    p.add_argument("--threads", type=thread_count, default=usable_cores(), help="threads for every runtime")
     p.add_argument("--no-peers", action="store_true", help="skip the classic recipe and AIZOO (no TF)")
     p.add_argument("--crop-margin", type=fraction, default=0.1, help="margin of the ground-truth crops")
     p.add_argument("--conf", type=fraction, help="face confidence (default: each file's)")
     p.add_argument(
-        "--detector-size", type=at_least(32), help="YuNet long side / res10 squashed pass (default: file's)"
+        "--detector-size", type=network_side, help="YuNet long side / res10 squashed pass (default: file's)"
     )
     p.add_argument("--small-face-size", type=side_or_off(), help="res10's enlarged pass, off = none")
     p.add_argument("--time-every", type=at_least(1), default=4, help="time every Nth scene (all are scored)")
@@ -57,10 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = p.add_argument_group("sweep (each family's levers, --sweep-format files, 1 thread)")
     s.add_argument("--sweep", action="store_true", help="evaluate the grid instead of the comparison")
     s.add_argument("--sweep-format", default=DEFAULT_VARIANT.name, choices=VARIANT_NAMES)
-    s.add_argument("--long-sides", type=at_least(32), nargs="+", default=[320, 416, 480, 512, 640, 800])
+    s.add_argument("--long-sides", type=network_side, nargs="+", default=[320, 416, 480, 512, 640, 800])
     s.add_argument("--nms-values", type=fraction, nargs="+", help="YuNet NMS IoU (default: the file's)")
     s.add_argument("--yunet-confs", type=fraction, nargs="+", default=[0.3, 0.4, 0.5, 0.6, 0.7])
-    s.add_argument("--input-sizes", type=at_least(32), nargs="+", default=[224, 300], help="res10 squashed")
+    s.add_argument("--input-sizes", type=network_side, nargs="+", default=[224, 300], help="res10 squashed")
     s.add_argument(
         "--small-face-sizes", type=side_or_off(), nargs="+", default=[0, 512, 640, 800], help="res10, 0 = off"
     )

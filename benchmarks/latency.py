@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemask.argtypes import at_least, side_or_off
+from edgemask.argtypes import at_least, network_side, side_or_off, thread_count
 from edgemask.assets import REPO_ROOT, dataset
 from edgemask.core.detectors import DetectorOptions
 from edgemask.core.formats import DEFAULT_DETECTOR, DEFAULT_VARIANT, DETECTORS, VARIANTS
@@ -52,10 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=at_least(1), default=20, help="real frames for the end-to-end part")
     p.add_argument("--min-faces", type=at_least(0), default=3, help="frames need this many annotated faces")
     p.add_argument("--reps", type=at_least(1), default=3, help="passes over the frames per system")
-    p.add_argument("--threads", type=at_least(1), nargs="+", help="per-model thread counts (default: 1, all)")
-    p.add_argument("--e2e-threads", type=at_least(1), default=1, help="threads for the end-to-end part")
+    p.add_argument("--threads", type=thread_count, nargs="+", help="per-model threads (default: 1, all)")
+    p.add_argument("--e2e-threads", type=thread_count, default=1, help="threads for the end-to-end part")
     p.add_argument(
-        "--long-sides", type=at_least(32), nargs="*", default=[320, 480, 800], help="extra YuNet int8 rows"
+        "--long-sides", type=network_side, nargs="*", default=[320, 480, 800], help="extra YuNet int8 rows"
     )
     p.add_argument(
         "--res10-small-face-sizes", type=side_or_off(), nargs="*", default=[0], help="extra res10 int8 rows"

@@ -1,8 +1,8 @@
 """Timing helpers: round-robin runs, so slow drift (thermal, a neighbour's job) hits every variant alike.
 
-Frame loops time a frame with :func:`frame_round`: the runtimes plan their graph once per input shape
-(LiteRT keeps a few interpreters per shape, :mod:`edgemask.core.backends`), and frames of a folder of
-photos come in many sizes, while a camera's share one. One untimed call on the frame first makes every
+Frame loops time a frame with :func:`frame_round`: the runtimes plan their graph for each new input shape
+(LiteRT resizes and re-allocates its interpreter, :mod:`edgemask.core.backends`), and frames of a folder
+of photos come in many sizes, while a camera's share one. One untimed call on the frame first makes every
 number the steady state of that frame size, as a camera would see it.
 """
 
