@@ -38,8 +38,8 @@ from edgemask.core.formats import DEFAULT_DETECTOR, DETECTORS, FORMATS
 from edgemask.core.integrity import tflite_checksum, verify_onnx, verify_tflite
 from edgemask.core.metadata import ZIP_MEMBER_HEADER, append_tflite_metadata, read_metadata
 from edgemask.core.pipeline import Pipeline, PipelineOptions
-from edgemask.evaluation.jsonout import write_json
 from edgemask.evaluation.machine import describe, header_markdown
+from edgemask.evaluation.report import write_json
 
 TARGET_MB = 150.0
 CHILD = """

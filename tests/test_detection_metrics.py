@@ -109,6 +109,11 @@ def test_summary_of_hand_built_scenes():
         "16-32": {"recall": 1.0, "faces": 2},
         ">=32": {"recall": 1.0, "faces": 1},
     }
+    # The small masked face is missed; the unmasked face is found (with the wrong label: still found).
+    assert s["recall_by_class"] == {
+        "with_mask": {"recall": pytest.approx(2 / 3), "faces": 3},
+        "without_mask": {"recall": 1.0, "faces": 1},
+    }
     # Face level: 3 TP, 2 FP (the duplicate and the background box), the ignored hit does not count.
     assert s["precision"] == pytest.approx(3 / 5)
     # with_mask (3 positives), ranked 0.85 FP (unmasked face), 0.9 TP, 0.8 TP, 0.7 FP (duplicate):

@@ -1,5 +1,7 @@
-"""Smoke runs of benchmarks/latency.py and benchmarks/accuracy.py in quick mode (2 scenes, a few runs),
-without the TensorFlow peers; skipped until edgemask-export has written the int8 TFLite models."""
+"""Smoke runs of benchmarks/latency.py and benchmarks/accuracy.py on 2-4 scenes with the committed int8
+models and without the TensorFlow peers, checked against facts that hold whatever the numbers are: file
+sizes on disk, face counts in the annotations, recall that cannot rise with the threshold, a sweep row at
+a threshold equal to a run at that threshold, verdicts that agree with the numbers beside them."""
 
 from __future__ import annotations
 
@@ -12,18 +14,26 @@ from pathlib import Path
 import pytest
 from conftest import MODELS, REPO
 
+from edgemask.core.formats import DEFAULT_VARIANT, Variant
+from edgemask.evaluation.latency import peak_memory_mb
+from edgemask.evaluation.sweep import FAR_TARGET, FRR_TARGET, SPEEDUP_TARGET, worst_half_map
+from edgemask.evaluation.voc import load_scenes
+
 pytest.importorskip("matplotlib", reason="the benchmarks are workstation tools: pip install '.[bench]'")
 
-INT8 = [MODELS / "face_detector_int8.tflite", MODELS / "mask_classifier_int8.tflite"]
+RES10 = DEFAULT_VARIANT.path(MODELS, "res10")
+YUNET = DEFAULT_VARIANT.path(MODELS, "yunet")
+CLASSIFIER = DEFAULT_VARIANT.path(MODELS, "classifier")
 pytestmark = pytest.mark.skipif(
-    not all(p.is_file() for p in INT8), reason="needs models/*_int8.tflite (run edgemask-export --int8)"
+    not (RES10.is_file() and CLASSIFIER.is_file()), reason="needs the committed int8 models in models/"
 )
+INT8 = ["--formats", "tflite int8", "onnx int8"]
 
 
 def run_script(name: str, *args: str) -> str:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     done = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / name), *args],
+        [sys.executable, str(REPO / "benchmarks" / name), "--models", str(MODELS), *args],
         capture_output=True,
         text=True,
         env=env,
@@ -36,54 +46,142 @@ def run_script(name: str, *args: str) -> str:
 
 def test_latency_quick(tmp_path: Path, scenes_dir: Path):
     out, png = tmp_path / "latency.json", tmp_path / "latency.png"
-    stdout = run_script(
-        "latency.py", "--quick", "--no-peers", "--no-memory", "--json-out", str(out), "--plot", str(png)
-    )
+    args = ["--quick", "--no-peers", "--no-memory", *INT8, "--json-out", str(out), "--plot", str(png)]
+    stdout = run_script("latency.py", *args)
     result = json.loads(out.read_text())
-    int8 = [r for r in result["models"] if r["format"] == "tflite int8"]
-    assert {r["model"] for r in int8} == {"detector", "classifier"}
-    assert all(r["threads"] == 1 and 0 < r["min"] <= r["median"] <= r["p90"] for r in int8)
-    assert all(r["size_mb"] > 0.1 for r in int8)
+    rows = result["models"]
+    assert {(r["model"], r["format"]) for r in rows} >= {
+        ("res10", "tflite int8"),
+        ("classifier", "onnx int8"),
+    }
+    for r in rows:
+        assert r["threads"] == 1 and 0 < r["min"] <= r["median"] <= r["p90"]
+        path = Variant(*r["format"].split()).path(MODELS, r["model"])
+        assert r["size_mb"] == pytest.approx(path.stat().st_size / 1e6)
+    # res10 at its default operating point: a 224² squashed pass and a 512-px small-face pass.
+    res10 = next(r for r in rows if r["model"] == "res10")
+    squashed, small = res10["inputs"].split(" + ")
+    assert squashed == "224x224" and max(int(s) for s in small.split("x")) == 512
+    # Each model's fastest line names its row with the lowest median.
+    for line in result["fastest"]:
+        model = line.split(":")[0]
+        best = min((r for r in rows if r["model"] == model), key=lambda r: r["median"])
+        assert f": {best['format']} ({best['median']:.2f} ms median)" in line
+        assert line in stdout
+    info = result["end_to_end_info"]
+    assert info["frames"] == 2 and info["annotated_faces_per_frame"] >= 3
     e2e = {r["system"]: r for r in result["end_to_end"]}
-    assert e2e["edgemask tflite int8"]["mean"] > 0
-    assert result["end_to_end_info"]["frames"] == 2
+    assert "edgemask res10 tflite int8, small-face off" in e2e
+    assert all(r["speedup"] is None for r in e2e.values())  # no classic recipe to compare with
     overhead = result["classifier_overhead"]
     assert overhead["ratio"] == pytest.approx(overhead["infer_median_ms"] / overhead["bare_invoke_median_ms"])
-    assert "| edgemask tflite int8 |" in stdout
-    assert any(line.startswith(("PASS: classifier", "FAIL: classifier")) for line in stdout.splitlines())
+    speed, classifier = result["checks"]
+    assert speed.startswith("NOT CHECKED")
+    assert classifier.startswith("PASS" if overhead["ratio"] <= 1.2 else "FAIL")
     assert png.stat().st_size > 0
+
+
+def test_memory_probe_sees_the_model_loaded(scenes_dir: Path):
+    # The classifier file holds ~3 MB of weights: loading and running it must raise the peak RSS by more.
+    rise = peak_memory_mb(CLASSIFIER, "classifier", scenes_dir)
+    assert rise is not None and rise > CLASSIFIER.stat().st_size / 1e6
+
+
+def scored_faces(scenes_dir: Path, n: int) -> int:
+    return sum(int((s.labels >= 0).sum()) for s in load_scenes(scenes_dir, limit=n))
 
 
 def test_accuracy_quick(tmp_path: Path, scenes_dir: Path):
     out, png = tmp_path / "accuracy.json", tmp_path / "pr.png"
-    stdout = run_script("accuracy.py", "--quick", "--no-peers", "--json-out", str(out), "--plot", str(png))
+    stdout = run_script(
+        "accuracy.py", "--quick", "--no-peers", *INT8, "--json-out", str(out), "--plot", str(png)
+    )
     result = json.loads(out.read_text())
-    ours = result["detection"]["edgemask tflite int8"]
-    assert ours["images"] == 2
-    assert ours["faces"] + ours["ignored_faces"] > 0
-    assert 0.0 <= ours["recall"] <= 1.0
-    crops = result["crops"]["edgemask tflite int8 classifier"]
-    assert crops["n"] == ours["faces"]  # the same two scenes' with/without-mask faces
-    assert "### Classifiers alone on ground-truth crops" in stdout
+    faces = scored_faces(scenes_dir, 2)
+    for name, s in result["detection"].items():
+        assert s["images"] == 2 and s["faces"] == faces, name
+        assert sum(c["faces"] for c in s["recall_by_class"].values()) == faces
+        assert s["found_faces"]["n"] <= faces
+        assert f"| {name} |" in stdout
+    for name, crops in result["crops"].items():
+        assert crops["n"] == faces, name  # the same scored faces, cut from the ground truth
+    checks = result["checks"]
+    default = "edgemask yunet tflite int8"
+    if default in result["detection"]:
+        s = result["detection"][default]
+        far, frr = s["found_faces"]["far"], s["found_faces"]["frr"]
+        assert len(checks) == 5
+        assert (": PASS:" in checks[3]) == (far is not None and far <= 0.02)
+        assert (": PASS:" in checks[4]) == (frr is not None and frr <= 0.03)
+    else:
+        assert checks[0].startswith("NOT CHECKED")
     assert png.stat().st_size > 0
 
 
 def test_sweep_quick(tmp_path: Path, scenes_dir: Path):
     out = tmp_path / "sweep.json"
     run_script(
-        "accuracy.py", "--sweep", "--limit", "4", "--input-sizes", "300", "--small-face-sizes", "0", "640",
-        "--margins", "0", "0.2", "--confs", "0.4", "0.6", "--json-out", str(out),
+        "accuracy.py", "--sweep", "--detectors", "res10", "--limit", "4", "--input-sizes", "300",
+        "--small-face-sizes", "0", "640", "--margins", "0", "0.2", "--res10-confs", "0.6", "0.4",
+        "--classic-ms", "400", "--time-every", "2", "--json-out", str(out),
     )  # fmt: skip
-    rows = json.loads(out.read_text())["sweep"]
+    result = json.loads(out.read_text())
+    rows = result["sweep"]
     assert [(r["small_face_size"], r["margin"], r["conf"]) for r in rows] == [
-        (size, margin, conf) for size in (None, 640) for margin in (0, 0.2) for conf in (0.4, 0.6)
+        (size, margin, conf) for size in (0, 640) for margin in (0, 0.2) for conf in (0.4, 0.6)
     ]
+    assert result["timed_scenes"] == 2  # --time-every 2 on 4 scenes: scenes 0 and 2
     for r in rows:
-        assert r["even"]["images"] == 2 and r["odd"]["images"] == 2
-    by_setting = {(r["small_face_size"], r["margin"], r["conf"]): r for r in rows}
-    for size in (None, 640):
+        assert r["even"]["images"] + r["odd"]["images"] == result["scenes"] == 4
+        assert r["even"]["images"] == r["odd"]["images"] == 2
+    by = {(r["small_face_size"], r["margin"], r["conf"]): r for r in rows}
+    for size in (0, 640):
         for half in ("even", "odd"):
             # A higher threshold keeps a subset of the faces, so recall cannot rise ...
-            assert by_setting[size, 0, 0.6][half]["recall"] <= by_setting[size, 0, 0.4][half]["recall"]
+            assert by[size, 0, 0.6][half]["recall"] <= by[size, 0, 0.4][half]["recall"]
             # ... and the crop margin changes what the classifier sees, never which faces are found.
-            assert by_setting[size, 0, 0.4][half]["recall"] == by_setting[size, 0.2, 0.4][half]["recall"]
+            for key in ("recall", "recall_lt16", "precision"):
+                assert by[size, 0, 0.4][half][key] == by[size, 0.2, 0.4][half][key]
+    # The default line obeys its rule: no faster-than-budget row meeting FAR/FRR has a better worst half.
+    default = next(line for line in result["verdict"] if line.startswith("DEFAULT"))
+    eligible = [r for r in rows if r["meets_far_frr"] and r["ms"] * SPEEDUP_TARGET <= 400]
+    if eligible:
+        best = max(worst_half_map(r) for r in eligible)
+        chosen = next(r for r in eligible if worst_half_map(r) == best)
+        assert default.startswith(f"DEFAULT: res10 {chosen['setting']}")
+    else:
+        assert default.startswith("DEFAULT: no setting meets the rule")
+    for r in rows:
+        halves = (r["even"], r["odd"])
+        meets = all(
+            h["far"] is not None and h["far"] <= FAR_TARGET and h["frr"] <= FRR_TARGET for h in halves
+        )
+        assert r["meets_far_frr"] == meets
+
+
+def test_sweep_row_equals_a_run_at_that_threshold(tmp_path: Path, scenes_dir: Path):
+    """Filtering the 0.4 run at 0.6 finds the same faces as the pipeline run at 0.6 (greedy NMS)."""
+    sweep, direct = tmp_path / "sweep.json", tmp_path / "direct.json"
+    run_script(
+        "accuracy.py", "--sweep", "--detectors", "res10", "--limit", "4", "--input-sizes", "300",
+        "--small-face-sizes", "640", "--res10-confs", "0.4", "0.6", "--classic-ms", "400",
+        "--json-out", str(sweep),
+    )  # fmt: skip
+    run_script(
+        "accuracy.py", "--detectors", "res10", "--formats", "tflite int8", "--limit", "4", "--no-peers",
+        "--conf", "0.6", "--detector-size", "300", "--small-face-size", "640", "--json-out", str(direct),
+    )  # fmt: skip
+    row = next(r for r in json.loads(sweep.read_text())["sweep"] if r["conf"] == 0.6)
+    (summary,) = json.loads(direct.read_text())["detection"].values()
+    assert row["even"]["found"] + row["odd"]["found"] == summary["found_faces"]["n"]
+    faces = scored_faces(scenes_dir, 4)
+    found_by_halves = sum(row[h]["recall"] * n for h, n in half_faces(scenes_dir, 4).items())
+    assert found_by_halves == pytest.approx(summary["recall"] * faces)
+
+
+def half_faces(scenes_dir: Path, n: int) -> dict[str, int]:
+    scenes = list(load_scenes(scenes_dir, limit=n))
+    return {
+        "even": sum(int((s.labels >= 0).sum()) for s in scenes[0::2]),
+        "odd": sum(int((s.labels >= 0).sum()) for s in scenes[1::2]),
+    }

@@ -1,5 +1,6 @@
-"""Detection quality against PASCAL VOC boxes, in pure numpy: face recall (overall and by face size),
-precision, AP per class and mAP at IoU 0.5, and the mask errors (FAR, FRR) on the faces that were found.
+"""Detection quality against PASCAL VOC boxes, in pure numpy: face recall (overall, by face size and by
+class: masked people must be found too), precision, AP per class and mAP at IoU 0.5, and the mask errors
+(FAR, FRR) on the faces that were found.
 
 The protocol is PASCAL VOC's: detections are taken best score first; each one is matched to the
 ground-truth box it overlaps most (IoU without VOC's +1 pixel, as
@@ -97,6 +98,7 @@ class DetectionEvaluator:
     images: int = 0
     gt_widths: list[float] = field(default_factory=list)
     gt_found: list[bool] = field(default_factory=list)
+    gt_classes: list[int] = field(default_factory=list)
     ignored_gt: int = 0
     face_outcomes: list[int] = field(default_factory=list)
     found_true: list[int] = field(default_factory=list)
@@ -133,6 +135,7 @@ class DetectionEvaluator:
         found[taken_by[taken_by >= 0]] = True
         self.gt_widths.extend((gt_boxes[~ignored, 2] - gt_boxes[~ignored, 0]).tolist())
         self.gt_found.extend(found[~ignored].tolist())
+        self.gt_classes.extend(gt_labels[~ignored].tolist())
         self.face_outcomes.extend(outcome.tolist())
         hit = outcome == TP
         self.found_true.extend(gt_labels[taken_by[hit]].tolist())
@@ -170,6 +173,14 @@ class DetectionEvaluator:
         for name, low, high in SIZE_BINS:
             in_bin = (widths >= low) & (widths < high)
             by_size[name] = {"recall": _ratio(found[in_bin].sum(), in_bin.sum()), "faces": int(in_bin.sum())}
+        classes = np.asarray(self.gt_classes, dtype=np.int64)
+        by_class = {
+            name: {
+                "recall": _ratio(found[classes == c].sum(), (classes == c).sum()),
+                "faces": int((classes == c).sum()),
+            }
+            for c, name in enumerate(self.labels)
+        }
         ap = {
             name: average_precision(*curve) if self.class_positives.get(c) else float("nan")
             for c, (name, curve) in enumerate(self.pr_curves().items())
@@ -182,6 +193,7 @@ class DetectionEvaluator:
             "detections": len(outcomes),
             "recall": _ratio(found.sum(), len(found)),
             "recall_by_size": by_size,
+            "recall_by_class": by_class,
             "precision": _ratio(tp, tp + fp),
             "ap": ap,
             "map": float(np.mean(list(ap.values()))),

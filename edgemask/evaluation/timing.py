@@ -1,4 +1,10 @@
-"""Timing helpers: round-robin runs, so slow drift (thermal, a neighbour's job) hits every variant alike."""
+"""Timing helpers: round-robin runs, so slow drift (thermal, a neighbour's job) hits every variant alike.
+
+Frame loops time a frame with :func:`frame_round`: the runtimes plan their graph for each new input shape
+(LiteRT resizes and re-allocates its interpreter, :mod:`edgemask.core.backends`), and frames of a folder
+of photos come in many sizes, while a camera's share one. One untimed call on the frame first makes every
+number the steady state of that frame size, as a camera would see it.
+"""
 
 from __future__ import annotations
 
@@ -40,3 +46,13 @@ def stats_ms(samples: list[float]) -> dict[str, float]:
         "mean": float(a.mean()),
         "n": len(a),
     }
+
+
+def frame_round(tasks: dict[str, Callable[[], object]], index: int, every: int = 1) -> dict[str, float]:
+    """Frame ``index`` of a loop: every task once. Every ``every``-th frame is timed: each task is called
+    untimed, then timed, in turn with the first place rotating; returns ms per task (empty if untimed)."""
+    if index % every:
+        for task in tasks.values():
+            task()
+        return {}
+    return {name: ms[0] for name, ms in round_robin(tasks, runs=1, warmup=1, start=index // every).items()}
