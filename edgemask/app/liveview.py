@@ -117,8 +117,10 @@ class LiveView:
         self._source: dict[str, Any] = {}
 
     def describe(self, models: dict[str, str], source: dict[str, Any]) -> None:
+        """What runs on what; called when processing starts, so ``elapsed_s`` leaves out model loading."""
         with self._lock:
             self._models, self._source = dict(models), dict(source)
+            self._started = time.monotonic()
 
     def publish(
         self, frame: Frame, faces: Sequence[Face], timings: Any, fps: float | None, shown_fps: float | None
