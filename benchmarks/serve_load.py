@@ -66,7 +66,7 @@ class Run:
     """``edgemask-run`` in a subprocess; stderr is drained into ``lines`` so it can never block."""
 
     def __init__(self, video: Path, extra: list[str], serve: bool) -> None:
-        argv = [sys.executable, "-m", "edgemask.app.cli", "--source", str(video), "--quiet", *extra]
+        argv = [sys.executable, "-c", RUN_WITH_STACK_DUMPS, "--source", str(video), "--quiet", *extra]
         if serve:
             argv += ["--serve", "0"]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -118,7 +118,7 @@ class Run:
 
 def request(url: str, path: str) -> bytes:
     parts = urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=REQUEST_TIMEOUT)
     connection.request("GET", path)
     body = connection.getresponse().read()
     connection.close()
@@ -126,6 +126,12 @@ def request(url: str, path: str) -> bytes:
 
 
 STALL_SECONDS = 12.0
+REQUEST_TIMEOUT = 30.0
+RUN_WITH_STACK_DUMPS = (
+    "import faulthandler, signal, sys; faulthandler.register(signal.SIGUSR1, all_threads=True); "
+    "from edgemask.app.cli import main; sys.exit(main())"
+)
+"""edgemask-run, plus a dump of every thread's stack on SIGUSR1 in case a request ever times out."""
 
 
 class Viewer(threading.Thread):
@@ -137,10 +143,17 @@ class Viewer(threading.Thread):
         self.url, self.query, self.seconds, self.stall = url, query, seconds, stall
         self.stop_event = threading.Event()
         self.received = 0
+        self.error: OSError | None = None
 
     def run(self) -> None:
+        try:
+            self.watch()
+        except OSError as e:
+            self.error = e
+
+    def watch(self) -> None:
         parts = urlsplit(self.url)
-        with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+        with socket.create_connection((parts.hostname, parts.port), timeout=REQUEST_TIMEOUT) as sock:
             sock.sendall(f"GET /stream.mjpg{self.query} HTTP/1.0\r\n\r\n".encode())
             start = time.monotonic()
             while not self.stop_event.is_set():
@@ -205,22 +218,30 @@ def churn(run: Run, stop: threading.Event, counts: dict[str, int], seed: int) ->
         viewer.join()
         counts["viewers"] += 1
         counts["bytes"] += viewer.received
+        counts["failed"] += viewer.error is not None
         for path in ("/", "/stats.json", "/metrics"):
-            request(run.url, path)
+            start = time.monotonic()
+            try:
+                request(run.url, path)
+            except OSError:
+                counts["failed"] += 1
+                if counts["failed"] == 1:
+                    run.proc.send_signal(signal.SIGUSR1)  # its stderr shows what every thread was doing
+            counts["slowest_ms"] = max(counts["slowest_ms"], round((time.monotonic() - start) * 1000))
         stop.wait(rng.uniform(0.0, 1.0))
 
 
 def memory_run(run: Run, control: Run, minutes: float) -> tuple[np.ndarray, dict[str, int], int]:
     """Columns: seconds, VmRSS and RssAnon (MB) of ``run`` (viewers coming and going), then of
     ``control`` (no --serve, same video, same time); plus viewer counts and frames processed by ``run``."""
-    counts = {"viewers": 0, "bytes": 0}
+    counts = {"viewers": 0, "bytes": 0, "failed": 0, "slowest_ms": 0}
     stop = threading.Event()
     workers = [threading.Thread(target=churn, args=(run, stop, counts, s), daemon=True) for s in (1, 2)]
     for worker in workers:
         worker.start()
     first = run.stats()["frames"]
     samples, start = [], time.monotonic()
-    while (elapsed := time.monotonic() - start) < minutes * 60 and not run.stats()["ended"]:
+    while (elapsed := time.monotonic() - start) < minutes * 60 and run.proc.poll() is None:
         samples.append((elapsed, *run.rss_mb(), *control.rss_mb()))
         time.sleep(RSS_PERIOD)
     samples.append((time.monotonic() - start, *run.rss_mb(), *control.rss_mb()))
@@ -307,8 +328,11 @@ def main() -> None:
         print(memory_line(name, times, samples[:, column]))
     print(
         f"{counts['viewers']} viewers came and went ({counts['bytes'] / 1e6:.0f} MB of stream) while "
-        f"{frames} frames were processed; exit code {code}"
+        f"{frames} frames were processed; page/stats/metrics requests: slowest {counts['slowest_ms']} ms, "
+        f"{counts['failed']} failed; exit code {code}"
     )
+    if counts["failed"]:
+        print("".join(run.lines))
     print(
         "RssAnon samples (s: --serve/no --serve MB):",
         " ".join(f"{t:.0f}:{a:.0f}/{c:.0f}" for t, _, a, _, c in samples),

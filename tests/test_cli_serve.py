@@ -120,7 +120,7 @@ def running(argv: list[str], tmp_path: Path, frame_seconds: float = 0.02) -> Ite
 
 
 def test_endpoints_while_a_video_is_processed(tmp_path: Path) -> None:
-    n = 60
+    n = 120
     write_video(tmp_path / "clip.avi", bright_and_dark(n), FRAME_SIZE)
     argv = ["--source", str(tmp_path / "clip.avi"), "--serve", "0", "--json", "--quiet"]
     video = read_video(tmp_path / "clip.avi")

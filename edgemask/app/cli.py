@@ -237,8 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     web = parser.add_argument_group(
         "live view in a browser",
-        "the annotated picture at /, /stream.mjpg, figures at /stats.json, Prometheus /metrics; after a "
-        "video or folder has ended, its last frame and final figures stay up until Ctrl-C",
+        "the annotated picture at / and /stream.mjpg, figures at /stats.json, Prometheus text at /metrics;\n"
+        "after a video or folder has ended, its last frame and final figures stay up until Ctrl-C",
     )
     web.add_argument(
         "--serve",
