@@ -343,3 +343,14 @@ def test_the_page_script_refreshes_the_figures(monkeypatch, server: LiveServer, 
     assert '<td data-stat="faces.no_mask">5</td>' in dom
     assert '<td data-stat="fps" data-digits="1">12.3</td>' in dom
     assert '<b data-stat="status">ended: all frames processed</b>' in dom
+
+
+def test_closing_the_server_ends_every_stream_cleanly() -> None:
+    live = LiveServer(("127.0.0.1", 0), LiveView()).start()
+    live.view.publish(frame(3), [], Timings(), None, None)
+    viewers = [connect(live.url, "/stream.mjpg") for _ in range(2)]
+    assert all(read_index(decode(read_part(v))) == 3 for v in viewers)
+    live.close()
+    assert [read_part(v) for v in viewers] == [None, None]  # the closing boundary, not a cut connection
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", live.server_port), timeout=1).close()

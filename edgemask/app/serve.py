@@ -30,6 +30,8 @@ CLIENT_TIMEOUT = 10.0
 """Seconds a client may leave a read or a write hanging before it is dropped."""
 WAIT_POLL = 1.0
 SHUTDOWN_POLL = 0.2
+STREAMS_CLOSE_WAIT = 2.0
+"""Seconds a stop waits for the streams to send their last part and closing boundary."""
 """Seconds until the server notices a shutdown request, so Ctrl-C ends the process promptly."""
 MAX_STREAM_FPS = 100.0
 BOUNDARY = "frame"
@@ -73,7 +75,7 @@ class LiveServer(ThreadingHTTPServer):
         self.max_clients = max_clients
         self.warn = warn or (lambda message: print(message, file=sys.stderr))
         self._slots = threading.BoundedSemaphore(max_clients)
-        self._clients_lock = threading.Lock()
+        self._clients_changed = threading.Condition()
         self.stream_clients = 0
         self._thread: threading.Thread | None = None
         super().__init__(address, LiveHandler)
@@ -95,8 +97,11 @@ class LiveServer(ThreadingHTTPServer):
         return self
 
     def close(self) -> None:
-        """Stop accepting, end every stream, release the port."""
+        """End every stream (each gets its closing boundary unless its client has stalled), stop
+        accepting, release the port."""
         self.view.frames.end()
+        with self._clients_changed:
+            self._clients_changed.wait_for(lambda: self.stream_clients == 0, STREAMS_CLOSE_WAIT)
         if self._thread is not None:
             self.shutdown()
             self._thread.join()
@@ -113,13 +118,14 @@ class LiveServer(ThreadingHTTPServer):
         if not self._slots.acquire(blocking=False):
             yield False
             return
-        with self._clients_lock:
+        with self._clients_changed:
             self.stream_clients += 1
         try:
             yield True
         finally:
-            with self._clients_lock:
+            with self._clients_changed:
                 self.stream_clients -= 1
+                self._clients_changed.notify_all()
             self._slots.release()
 
     def handle_error(self, request: object, client_address: object) -> None:
