@@ -1,7 +1,7 @@
 """What ``edgemask-run --serve`` costs the processing loop, and whether its memory stays flat.
 
-The real ``edgemask-run`` (real models, default res10 int8 LiteRT) processes a video made of scenes_dev
-images while this script plays the viewers over HTTP:
+The real ``edgemask-run`` (its default models unless ``--run-args`` says otherwise) processes a video
+made of scenes_dev images while this script plays the viewers over HTTP:
 
 1. Speed, side by side: runs without ``--serve`` and with ``--serve`` but no viewer, alternated
    (``--pairs``), each reporting its own frames/s; then, inside one long run, windows of ``--window``
@@ -66,7 +66,7 @@ class Run:
     """``edgemask-run`` in a subprocess; stderr is drained into ``lines`` so it can never block."""
 
     def __init__(self, video: Path, extra: list[str], serve: bool) -> None:
-        argv = [sys.executable, "-c", RUN_WITH_STACK_DUMPS, "--source", str(video), "--quiet", *extra]
+        argv = [sys.executable, "-c", RUN_WITH_STACK_DUMPS, "--source", str(video), *extra]
         if serve:
             argv += ["--serve", "0"]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -269,8 +269,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=200, help="frames of the short video of the pairs")
     parser.add_argument(
         "--run-args",
-        default="--detector res10 --backend tflite",
-        help="edgemask-run options (models, threads)",
+        default="",
+        help="edgemask-run options (models, threads; default: its defaults)",
     )
     parser.add_argument("--quick", action="store_true", help="smoke run: short windows and a 1-minute run")
     args = parser.parse_args()
@@ -278,7 +278,8 @@ def main() -> None:
         args.minutes, args.window, args.rounds, args.pairs, args.frames = 1.0, 3.0, 1, 1, 60
     extra = args.run_args.split()
     print(header_markdown(describe()))
-    print(f"- edgemask-run {' '.join(extra)}; video {FRAME_SIZE[0]}x{FRAME_SIZE[1]} from scenes_dev images")
+    options = " ".join(extra) or "with its default models and threads"
+    print(f"- edgemask-run {options}; video {FRAME_SIZE[0]}x{FRAME_SIZE[1]} from scenes_dev images")
     with TemporaryDirectory() as tmp:
         short = Path(tmp) / "short.mp4"
         make_video(short, args.frames)

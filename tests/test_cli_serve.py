@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import pytest
 from live_client import chromium, connect, decode, get, parse_metrics, read_part, stats
-from runtime_fakes import FakePicamera2, FakePipeline, read_index, write_video
+from runtime_fakes import FakePicamera2, FakePipeline, read_index, stamp_index, write_video
 from test_cli import flaky_camera
 
 from edgemask.app import cli
@@ -174,7 +174,7 @@ def test_endpoints_while_a_video_is_processed(tmp_path: Path) -> None:
 
 def test_a_signal_while_processing_stops_loop_and_server(tmp_path: Path) -> None:
     write_video(tmp_path / "clip.avi", bright_and_dark(200), FRAME_SIZE)
-    argv = ["--source", str(tmp_path / "clip.avi"), "--serve", "0", "--json", "--quiet"]
+    argv = ["--source", str(tmp_path / "clip.avi"), "--serve", "0", "--json"]  # not quiet: the summary
     with running(argv, tmp_path, frame_seconds=0.03) as run:
         response = connect(run.url, "/stream.mjpg")
         assert read_part(response)
@@ -289,7 +289,7 @@ def test_a_folder_with_sorting_and_json(tmp_path: Path, served, capsys) -> None:
     servers, lingered = served
     (tmp_path / "in").mkdir()
     for k, image in enumerate(bright_and_dark(5)):
-        cv2.imwrite(str(tmp_path / "in" / f"{k}.png"), image)
+        cv2.imwrite(str(tmp_path / "in" / f"{k}.png"), stamp_index(image, k))  # distinct contents
     (tmp_path / "in" / "broken.jpg").write_bytes(b"not a jpeg")
     probe = Probe(servers)
     argv = [
