@@ -34,14 +34,13 @@ from edgemask.app.runner import (
     silence_stdout,
     summarize,
 )
-from edgemask.app.serve import DEFAULT_MAX_CLIENTS, LiveServer, ServeError, serve_until_stopped, serving
+from edgemask.app.serve import LiveServer, ServeError, add_serve_options, serve_until_stopped, serving
 from edgemask.app.sorting import SortError
 from edgemask.app.sources import SourceError, is_live, open_source
 from edgemask.argtypes import (
     COSTLY_NETWORK_SIDE,
     at_least,
     fraction,
-    host_port,
     in_range,
     network_side,
     side_or_off,
@@ -235,26 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     live.add_argument("--max-frames", type=at_least(1), metavar="N", help="stop after N processed frames")
 
-    web = parser.add_argument_group(
-        "live view in a browser",
-        "the annotated picture at / and /stream.mjpg, figures at /stats.json, Prometheus text at /metrics;\n"
-        "after a video or folder has ended, its last frame and final figures stay up until Ctrl-C",
-    )
-    web.add_argument(
-        "--serve",
-        type=host_port,
-        metavar="[HOST:]PORT",
-        help="serve the live view on PORT (0: any free port) of HOST (default 127.0.0.1, this machine "
-        "only; 0.0.0.0 opens it to the network)",
-    )
-    web.add_argument("--serve-token", metavar="TOKEN", help="require ?token=TOKEN or Authorization: Bearer")
-    web.add_argument(
-        "--serve-clients",
-        type=at_least(1),
-        default=DEFAULT_MAX_CLIENTS,
-        metavar="N",
-        help="viewers of the picture at once; more get 503 (default: %(default)s)",
-    )
+    add_serve_options(parser)
     return parser
 
 

@@ -9,6 +9,7 @@ is dropped by its socket timeout and costs the processing loop nothing. Stream c
 
 from __future__ import annotations
 
+import argparse
 import hmac
 import ipaddress
 import socket
@@ -24,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from edgemask.app.livepage import METRICS_CONTENT_TYPE, render_json, render_metrics, render_page
 from edgemask.app.liveview import LiveView
+from edgemask.argtypes import at_least, host_port
 
 DEFAULT_MAX_CLIENTS = 4
 CLIENT_TIMEOUT = 10.0
@@ -244,6 +246,29 @@ def stream_fps(text: str) -> float | None:
     except ValueError:
         return 0.0
     return value if 0 < value <= MAX_STREAM_FPS else 0.0
+
+
+def add_serve_options(parser: argparse.ArgumentParser) -> None:
+    web = parser.add_argument_group(
+        "live view in a browser",
+        "the annotated picture at / and /stream.mjpg, figures at /stats.json, Prometheus text at /metrics;\n"
+        "after a video or folder has ended, its last frame and final figures stay up until Ctrl-C",
+    )
+    web.add_argument(
+        "--serve",
+        type=host_port,
+        metavar="[HOST:]PORT",
+        help="serve the live view on PORT (0: any free port) of HOST (default 127.0.0.1, this machine "
+        "only; 0.0.0.0 opens it to the network)",
+    )
+    web.add_argument("--serve-token", metavar="TOKEN", help="require ?token=TOKEN or Authorization: Bearer")
+    web.add_argument(
+        "--serve-clients",
+        type=at_least(1),
+        default=DEFAULT_MAX_CLIENTS,
+        metavar="N",
+        help="viewers of the picture at once; more get 503 (default: %(default)s)",
+    )
 
 
 @contextmanager
