@@ -103,3 +103,25 @@ def size_hw(text: str) -> tuple[int, int]:
             f"bad size {text!r}: each side must be from {MIN_NETWORK_SIDE} to {MAX_NETWORK_SIDE}"
         )
     return height, width
+
+
+DEFAULT_HOST = "127.0.0.1"
+"""Where a server listens unless told otherwise: this machine only, so nothing is exposed by accident."""
+MAX_PORT = 65535
+
+
+def host_port(text: str) -> tuple[str, int]:
+    """``"8080"`` → ``("127.0.0.1", 8080)``; ``"0.0.0.0:8080"``, ``"[::]:8080"`` (IPv6 in brackets);
+    port 0 asks the system for a free port."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host = DEFAULT_HOST
+    elif host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise argparse.ArgumentTypeError(f"{text!r}: write an IPv6 address in brackets, e.g. [::1]:8080")
+    if not host or any(c.isspace() or c in "[]/" for c in host):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected [HOST:]PORT, e.g. 8080 or 0.0.0.0:8080")
+    if not (port.isascii() and port.isdigit()) or int(port) > MAX_PORT:
+        raise argparse.ArgumentTypeError(f"{text!r}: the port must be a whole number from 0 to {MAX_PORT}")
+    return host, int(port)

@@ -18,6 +18,7 @@ from typing import Any
 from edgemask.app.camera import Backoff, CameraError
 from edgemask.app.display import gui_problem
 from edgemask.app.footprint import pin_mmap_threshold
+from edgemask.app.liveview import model_info, source_info
 from edgemask.app.models import MODELS_ENV, ModelNotFound, resolve_model
 from edgemask.app.recording import SaveError
 from edgemask.app.runner import (
@@ -33,6 +34,7 @@ from edgemask.app.runner import (
     silence_stdout,
     summarize,
 )
+from edgemask.app.serve import LiveServer, ServeError, add_serve_options, serve_until_stopped, serving
 from edgemask.app.sorting import SortError
 from edgemask.app.sources import SourceError, is_live, open_source
 from edgemask.argtypes import (
@@ -73,6 +75,8 @@ examples:
   edgemask-run --camera 0 --detector-size 320 --threads 4   faster, for faces close to the camera
   edgemask-run --source photos/ --detector res10      OpenCV's res10 SSD instead of YuNet
   edgemask-run --source photos/ --backend onnx --conf 0.3
+  edgemask-run --camera picam --serve 8080            live view at http://127.0.0.1:8080/ (this machine)
+  edgemask-run --camera picam --serve 0.0.0.0:8080 --serve-token SECRET   reachable from the network
 
 Live sources (cameras, streams) always process the newest frame: when inference is slower than the
 camera, frames in between are dropped so results never lag. Video files are processed frame by frame.
@@ -229,6 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="frame rate of a saved video (default: the source's)",
     )
     live.add_argument("--max-frames", type=at_least(1), metavar="N", help="stop after N processed frames")
+
+    add_serve_options(parser)
     return parser
 
 
@@ -237,9 +243,16 @@ def pipeline_options(args: argparse.Namespace) -> PipelineOptions:
     return PipelineOptions(detector, args.margin, args.min_face, args.threads)
 
 
-def run_options(args: argparse.Namespace) -> RunOptions:
+def run_options(args: argparse.Namespace, server: LiveServer | None = None) -> RunOptions:
     return RunOptions(
-        args.json, args.save, args.save_fps, args.sort_into, args.show, args.quiet, args.max_frames
+        args.json,
+        args.save,
+        args.save_fps,
+        args.sort_into,
+        args.show,
+        args.quiet,
+        args.max_frames,
+        server.view if server is not None else None,
     )
 
 
@@ -281,6 +294,24 @@ def run(
         raise UsageError("--sort-into works on images (a folder, a glob or a file), not on a camera")
     for warning in costly_sizes(args):
         console.warn(warning)
+    if args.serve is None:
+        if args.serve_token is not None:
+            raise UsageError("--serve-token needs --serve")
+        return run_source(args, make_pipeline, console, None)
+    if args.serve_token is not None and not args.serve_token.strip():
+        raise UsageError("--serve-token: the token must not be empty")
+    with serving(args.serve, args.serve_token, args.serve_clients, console.say) as server:
+        return run_source(args, make_pipeline, console, server)
+
+
+def run_source(
+    args: argparse.Namespace,
+    make_pipeline: Callable[[argparse.Namespace], Any],
+    console: Console,
+    server: LiveServer | None,
+) -> int:
+    """Open the pipeline and the source, process it, report; with a live view, keep it up after a
+    finite source until the user stops."""
     pipeline = make_pipeline(args)
     spec = args.camera if args.camera is not None else args.source
     backoff = Backoff(retries=max(0, args.retries), delay=max(0.0, args.retry_delay))
@@ -299,23 +330,33 @@ def run(
         console.say(f"no files in {spec}")
         return EXIT_FAILED
     stats = RunStats()
-    options = run_options(args)
-    with ExitStack() as stack:
-        stack.callback(source.close)
-        try:
-            with StopRequest().installed() as stop:
+    options = run_options(args, server)
+    if server is not None:
+        server.view.describe(model_info(pipeline), source_info(source))
+    finished = False
+    with StopRequest().installed() as stop:
+        with ExitStack() as stack:
+            stack.callback(source.close)
+            try:
                 source.should_stop = stop
                 process(source, pipeline, options, stack, console, stats)
-            stats.stopped_by_user = stop.requested
-        except KeyboardInterrupt:
-            stats.stopped_by_user = True
-        except BrokenPipeError:
-            silence_stdout()
-            console.say("stdout was closed (e.g. piped into head); stopping")
-    code = exit_code(stats, source)
-    if not args.quiet or code != EXIT_OK:
-        for line in summarize(stats, source, pipeline, options):
-            console.say(line)
+                stats.stopped_by_user = stats.stopped_by_user or stop.requested  # or closed the window
+                finished = not stats.stopped_by_user
+            except KeyboardInterrupt:
+                stats.stopped_by_user = True
+            except BrokenPipeError:
+                silence_stdout()
+                console.say("stdout was closed (e.g. piped into head); stopping")
+        code = exit_code(stats, source)
+        summary = summarize(stats, source, pipeline, options)
+        if not args.quiet or code != EXIT_OK:
+            for line in summary:
+                console.say(line)
+        if server is not None:
+            stopped = "stopped by the user" if stats.stopped_by_user else summary[0]
+            server.view.finish(source.end_reason or stopped)
+            if finished and not (source.live and source.end_reason):
+                serve_until_stopped(server, stop, console.say)
     return code
 
 
@@ -327,7 +368,7 @@ def main(
     console = Console(args.quiet)
     try:
         return run(args, make_pipeline or load_pipeline, console)
-    except (UsageError, SourceError, SaveError, SortError) as e:
+    except (UsageError, SourceError, SaveError, SortError, ServeError) as e:
         console.say(f"error: {e}")
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from edgemask.app.display import Window
 from edgemask.app.draw import annotate
+from edgemask.app.liveview import LiveView
 from edgemask.app.recording import ImageSaver, VideoSaver, make_saver
 from edgemask.app.sorting import FaceSorter
 from edgemask.app.sources import ALREADY_DONE, NOT_AN_IMAGE, Frame, Skipped, Source
@@ -44,6 +45,8 @@ class RunOptions:
     show: bool = False
     quiet: bool = False
     max_frames: int | None = None
+    serve: LiveView | None = None
+    """Where the live view (``--serve``) picks up each processed frame."""
 
 
 @dataclass
@@ -192,6 +195,7 @@ def process(
             tqdm(total=total, unit=unit, file=sys.stderr, disable=True if options.quiet else None)
         )
     meter = RateMeter()
+    live = options.serve
     for item in source:
         if source.should_stop():
             break
@@ -199,6 +203,8 @@ def process(
             bar.update()
         if isinstance(item, Skipped):
             stats.skip(item.name, item.reason)
+            if live is not None:
+                live.count_skip()
             if item.reason not in (ALREADY_DONE, NOT_AN_IMAGE):
                 console.warn(f"skipped {item.name}: {item.reason}")
             continue
@@ -206,6 +212,8 @@ def process(
             faces = pipeline.infer(item.image)
         except Exception as e:  # one bad frame must not end a batch; it is reported and counted
             stats.skip(item.name, f"processing failed ({type(e).__name__})")
+            if live is not None:
+                live.count_skip()
             console.warn(f"skipped {item.name}: processing failed: {e}")
             continue
         stats.processed += 1
@@ -214,15 +222,19 @@ def process(
         stats.pipeline_ms += pipeline.timings.total
         stats.faces.update(f.label for f in faces)
         fps = meter.tick()
+        shown_fps = fps if source.kind != "images" else None
+        if live is not None:
+            live.publish(item, faces, pipeline.timings, fps, shown_fps)
         if json_out is not None:
             json_out.write(item, faces, pipeline.timings)
         if sorter is not None:
             sorter.add(item.key, item.image, faces)
         if saver is not None or window is not None:
-            shown = annotate(item.image, faces, fps if source.kind != "images" else None)
+            shown = annotate(item.image, faces, shown_fps)
             if saver is not None:
                 saver.write(item, shown)
             if window is not None and not window.show(shown, 0 if source.kind == "images" else 1):
+                stats.stopped_by_user = True
                 break
         if options.max_frames is not None and stats.processed >= options.max_frames:
             break
