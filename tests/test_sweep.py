@@ -20,7 +20,7 @@ from edgemask.evaluation.sweep import (
     above,
     choose_default,
     half_indices,
-    meets_far_frr,
+    meets_targets,
     res10_grid,
     sweep_rows,
     verdict_lines,
@@ -87,24 +87,40 @@ def test_rows_score_each_half_and_each_confidence_on_hand_made_scenes():
     # Labels are right, but each half has only one class: FAR is undefined on the even half, FRR on the
     # odd one, so no row can be said to meet the targets.
     assert math.isnan(low["even"]["far"]) and low["even"]["frr"] == 0.0
-    assert not low["meets_far_frr"]
+    assert not low["meets_targets"]
 
 
 def row(
-    setting: str, even: float, odd: float, ms: float, far: float = 0.01, frr: float = 0.01, family="yunet"
-):
+    setting: str,
+    even: float,
+    odd: float,
+    ms: float,
+    far: float = 0.01,
+    frr: float = 0.01,
+    family: str = "yunet",
+    **half: float,
+) -> dict:
+    """A sweep row whose halves meet every target unless told otherwise."""
     r = {"family": family, "setting": setting, "conf": 0.5, "ms": ms}
-    for half, m in (("even", even), ("odd", odd)):
-        r[half] = {"map": m, "far": far, "frr": frr}
-    r["meets_far_frr"] = meets_far_frr(r)
+    for name, m in (("even", even), ("odd", odd)):
+        r[name] = {
+            "map": m, "far": far, "frr": frr, "recall": 0.8, "recall_lt16": 0.6, "precision": 0.8, **half
+        }  # fmt: skip
+    r["meets_targets"] = meets_targets(r)
     return r
 
 
 def test_targets_are_inclusive_and_undefined_rates_fail():
-    assert meets_far_frr(row("a", 0.5, 0.5, 1, far=0.02, frr=0.03))
-    assert not meets_far_frr(row("a", 0.5, 0.5, 1, far=0.0201))
-    assert not meets_far_frr(row("a", 0.5, 0.5, 1, frr=0.0301))
-    assert not meets_far_frr(row("a", 0.5, 0.5, 1, far=float("nan")))
+    assert meets_targets(
+        row("a", 0.70, 0.70, 1, far=0.02, frr=0.03, recall=0.78, recall_lt16=0.55, precision=0.7)
+    )
+    assert not meets_targets(row("a", 0.7, 0.7, 1, far=0.0201))
+    assert not meets_targets(row("a", 0.7, 0.7, 1, frr=0.0301))
+    assert not meets_targets(row("a", 0.7, 0.7, 1, far=float("nan")))
+    assert not meets_targets(row("a", 0.7, 0.6999, 1))
+    assert not meets_targets(row("a", 0.7, 0.7, 1, recall=0.7799))
+    assert not meets_targets(row("a", 0.7, 0.7, 1, recall_lt16=0.5499))
+    assert not meets_targets(row("a", 0.7, 0.7, 1, precision=0.6999))
 
 
 def test_winner_must_be_best_on_both_halves_and_ties_go_to_the_faster():
@@ -123,36 +139,37 @@ def test_no_winner_when_each_half_prefers_another_setting():
     assert winner([], "res10") == ["res10: no setting qualifies"]
 
 
-def test_default_is_the_best_worst_half_among_accurate_and_fast_enough_settings():
+def test_default_is_the_fastest_setting_meeting_every_target_then_the_best_worst_half():
     rows = [
-        row("best but slow", 0.9, 0.9, ms=30),  # 30 ms * 10 > 200 ms: too slow
         row("best but FAR", 0.9, 0.9, ms=5, far=0.05),
+        row("imprecise", 0.9, 0.9, ms=5, precision=0.6),
         row("good", 0.8, 0.70, ms=15),
-        row("even", 0.72, 0.72, ms=10),
-        row("same worst half, faster", 0.75, 0.72, ms=8),
+        row("same run, weaker", 0.75, 0.72, ms=8),
+        row("same run, stronger", 0.78, 0.74, ms=8),
     ]
-    assert choose_default(rows, classic_ms=200)["setting"] == "same worst half, faster"
-    assert choose_default(rows, classic_ms=300)["setting"] == "best but slow"
-    assert choose_default(rows, classic_ms=None) is None
-    assert choose_default(rows, classic_ms=50) is None
+    assert choose_default(rows)["setting"] == "same run, stronger"
+    assert choose_default(rows[:2]) is None
 
 
-def test_verdict_lines_name_each_family_and_the_default():
+def test_verdict_lines_name_each_family_and_the_default_with_its_speed():
     rows = [
         row("long side 640", 0.8, 0.8, ms=15, far=0.03),
-        row("long side 320", 0.7, 0.6, ms=12),
+        row("long side 320", 0.75, 0.72, ms=12),
         row("input 224, small-face 512", 0.7, 0.7, ms=25, family="res10"),
     ]
     lines = verdict_lines(rows, classic_ms=200)
-    targets = "FAR <= 2% and FRR <= 3% on both halves"
-    assert lines[0].startswith(f"yunet: best mAP with {targets}: yunet long side 320")
-    assert lines[1].startswith("yunet: best worst-half mAP at any FAR/FRR: yunet long side 640")
+    targets = "every target on both halves"
+    assert lines[0].startswith(f"yunet: best mAP meeting {targets}: yunet long side 320")
+    assert lines[1].startswith("yunet: best worst-half mAP at any rate: yunet long side 640")
     assert lines[2].startswith("res10: best mAP") and "input 224, small-face 512" in lines[2]
-    # The default needs FAR/FRR and <= 20 ms: the res10 row is too slow, 640 misses FAR, 320 qualifies.
-    assert lines[4].startswith("DEFAULT: yunet long side 320, conf 0.5") and "16.7x" in lines[4]
-    assert lines[5].startswith("WITHOUT FAR/FRR: yunet long side 640, conf 0.5") and "13.3x" in lines[5]
-    assert verdict_lines(rows, classic_ms=None)[-1].startswith("DEFAULT NOT CHOSEN")
-    assert verdict_lines(rows, classic_ms=100)[-1].startswith("DEFAULT: no setting meets the rule")
+    # 640 misses FAR; 320 (12 ms) is faster than the res10 row (25 ms): 200 / 12 = 16.7x.
+    assert lines[4].startswith("DEFAULT: yunet long side 320, conf 0.5")
+    assert lines[4].endswith("16.7x the classic recipe's speed (meets the 10x target)")
+    assert verdict_lines(rows, classic_ms=100)[-1].endswith(
+        "8.3x the classic recipe's speed (misses the 10x target)"
+    )
+    assert verdict_lines(rows, classic_ms=None)[-1].endswith("(--classic-ms or the peers)")
+    assert verdict_lines(rows[:1], classic_ms=200)[-1] == f"DEFAULT: no setting meets {targets}"
 
 
 def test_grids_and_what_each_setting_asks_of_the_detector():

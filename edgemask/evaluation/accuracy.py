@@ -35,29 +35,43 @@ DEFAULT_SYSTEM = EdgemaskSystem(DEFAULT_DETECTOR, DEFAULT_VARIANT)
 
 @dataclass(frozen=True)
 class Target:
-    """One of issue #10's targets on the default pipeline's summary."""
+    """One of issue #10's accuracy targets: read from the default pipeline's summary (``value``) and from
+    a sweep half's flat record (``key``), so the check and the sweep's rule share one bound."""
 
     what: str
+    key: str
     value: Callable[[dict], float]
     compare: Callable[[float, float], bool]
     bound: float
     percent: bool = True
+
+    def met(self, value: float | None) -> bool:
+        """NaN or a missing value never meets a target."""
+        return value is not None and value == value and self.compare(value, self.bound)
 
     def line(self, summary: dict) -> str:
         value = self.value(summary)
         shown = pct(value) if self.percent else num(value)
         bound = f"{self.bound:.0%}" if self.percent else f"{self.bound:g}"
         sign = ">=" if self.compare is operator.ge else "<="
-        ok = value == value and self.compare(value, self.bound)  # NaN never passes
-        return f"{verdict(ok)}: {self.what} {shown} (target {sign} {bound})"
+        return f"{verdict(self.met(value))}: {self.what} {shown} (target {sign} {bound})"
 
 
 TARGETS = (
-    Target("mAP@0.5", lambda s: s["map"], operator.ge, 0.70, percent=False),
-    Target("faces found", lambda s: s["recall"], operator.ge, 0.78),
-    Target("faces < 16 px found", lambda s: s["recall_by_size"]["<16"]["recall"], operator.ge, 0.55),
-    Target("FAR on found faces", lambda s: s["found_faces"]["far"], operator.le, 0.02),
-    Target("FRR on found faces", lambda s: s["found_faces"]["frr"], operator.le, 0.03),
+    Target("mAP@0.5", "map", lambda s: s["map"], operator.ge, 0.70, percent=False),
+    Target("faces found", "recall", lambda s: s["recall"], operator.ge, 0.78),
+    Target(
+        "faces < 16 px found",
+        "recall_lt16",
+        lambda s: s["recall_by_size"]["<16"]["recall"],
+        operator.ge,
+        0.55,
+    ),
+    Target("FAR on found faces", "far", lambda s: s["found_faces"]["far"], operator.le, 0.02),
+    Target("FRR on found faces", "frr", lambda s: s["found_faces"]["frr"], operator.le, 0.03),
+    # Not in the issue's list but asked for in its text: a detector tuned for tiny-face recall must not
+    # pay for it in boxes on hands and patterns; at 0.70 at most 3 in 10 reported faces are unmatched.
+    Target("precision", "precision", lambda s: s["precision"], operator.ge, 0.70),
 )
 
 
