@@ -7,7 +7,7 @@ A ``.keras`` argument is first converted to a full-integer int8 TFLite file by t
 converter (calibrated on ``--calib`` scene crops, no gate), so models of several input sizes can be timed
 before any of them is exported for real.
 
-    python benchmarks/classifier_time.py /work/main/models/mask_classifier_int8.tflite \\
+    python benchmarks/classifier_time.py path/to/v5/mask_classifier_int8.tflite \\
         models/mask_classifier_int8.tflite runs/c64/mask_classifier.keras --runs 300
 """
 

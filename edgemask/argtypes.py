@@ -13,9 +13,9 @@ MAX_NETWORK_SIDE = 4096
 (YuNet int8: 21 MB at 640², 82 MB at 1280², 326 MB at 2560²), so 4096² needs ~0.8 GB, more than a small
 device has."""
 COSTLY_NETWORK_SIDE = 1280
+"""Above this long side a detector input is accepted with a warning: 4x a 640-px input's pixels."""
 MAX_THREADS = 256
 """Thread counts are capped well above any core count a device has: each thread is an OS thread."""
-"""Above this long side a detector input is accepted with a warning: 4x a 640-px input's pixels."""
 
 
 def _number(text: str, kind: type) -> float:

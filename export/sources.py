@@ -1,7 +1,8 @@
 """What gets exported: each source model as a Keras model plus the metadata its files will carry.
 
-Both sources end up as Keras models taking raw 0-255 pixels (normalization inside), so one export path
-(:mod:`export.tflite`, :mod:`export.onnx`) serves the Caffe detector and the Keras classifier alike.
+Every source ends up as a Keras model taking raw 0-255 pixels (normalization inside), so one export path
+(:mod:`export.tflite`, :mod:`export.onnx`) serves the YuNet ONNX graph, the res10 Caffe detector and the
+Keras classifier alike.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ Options:
   --cpu NAME         CPU that qemu emulates and /proc/cpuinfo names: cortex-a72 = Raspberry Pi 4
                      (default), cortex-a76 = Raspberry Pi 5
   --host-python PY   x86-64 Python that can import edgemask's runtime (default: python3 on PATH)
-  --models DIR       folder with face_detector_yunet_int8.tflite and mask_classifier_int8.tflite
+  --models DIR       folder with face_detector_{yunet,res10}_int8.tflite and mask_classifier_int8.tflite
                      (default: models/ of this tree), bind-mounted read-only into the rootfs
   --mirror URL       Debian mirror for debootstrap (default http://deb.debian.org/debian)
   --match-host       install the host's versions of numpy, OpenCV, LiteRT and ONNX Runtime instead of
@@ -269,7 +269,7 @@ install_runtime() {
     local pins=/opt/edgemask/host-versions.txt
     if [[ $MATCH_HOST -eq 1 ]]; then host_runtime_versions; fi >"$ROOTFS$pins"
     in_rootfs sh -c "cd $IN_SRC && pip install --upgrade --upgrade-strategy eager -c $pins \
-        '.[runtime]' pytest hypothesis && pip install --force-reinstall --no-deps ."
+        '.[runtime]' pytest hypothesis pillow && pip install --force-reinstall --no-deps ."
 }
 
 # --- the checks ----------------------------------------------------------------------------------------

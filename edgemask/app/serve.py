@@ -32,9 +32,9 @@ CLIENT_TIMEOUT = 10.0
 """Seconds a client may leave a read or a write hanging before it is dropped."""
 WAIT_POLL = 1.0
 SHUTDOWN_POLL = 0.2
+"""Seconds until the server notices a shutdown request, so Ctrl-C ends the process promptly."""
 STREAMS_CLOSE_WAIT = 2.0
 """Seconds a stop waits for the streams to send their last part and closing boundary."""
-"""Seconds until the server notices a shutdown request, so Ctrl-C ends the process promptly."""
 MAX_STREAM_FPS = 100.0
 BOUNDARY = "frame"
 

@@ -23,7 +23,9 @@ MAX_BATCH_SIZE = 4096
 
 EXAMPLES_TRAIN = """examples:
   edgemask-train --data ../shared/assets/datasets/mask12k --data ../shared/assets/datasets/rmfd_mix \\
-      --input-size 128 --out models/mask_classifier.keras --card models/README.md --force
+      --scenes ../shared/assets/datasets/scenes_train --detector models/face_detector_yunet_int8.tflite \\
+      --input-size 64 --out models/mask_classifier.keras --card models/README.md --force
+  (the full v2 recipe, with its quantization-aware second run: models/README.md, "Reproduce v2")
   (interrupted? run the same command again: it resumes from the last finished epoch in --run-dir)
 """
 
