@@ -26,7 +26,7 @@ from edgemask.core.metadata import read_metadata
 from edgemask.evaluation import accuracy, sweep
 from edgemask.evaluation.machine import describe, header_markdown, usable_cores
 from edgemask.evaluation.report import plot_pr, write_json
-from edgemask.evaluation.systems import PYIMAGESEARCH, build_systems, edgemask_systems
+from edgemask.evaluation.systems import PYIMAGESEARCH, build_systems, edgemask_systems, require_peers
 from edgemask.evaluation.voc import SCENE_SKIPS, Scene, load_scenes
 
 VARIANT_NAMES = [v.name for v in VARIANTS]
@@ -234,7 +234,10 @@ def run_sweep(args: argparse.Namespace, scenes: list[Scene], header: list[str]) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.no_peers and not (args.sweep and args.classic_ms is not None):
+        require_peers(parser)
     if args.quick:
         args.limit = QUICK_SCENES
     scenes = list(load_scenes(scenes_folder(args), limit=args.limit))

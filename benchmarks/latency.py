@@ -33,7 +33,13 @@ from edgemask.core.formats import DEFAULT_DETECTOR, DEFAULT_VARIANT, DETECTORS, 
 from edgemask.evaluation import latency
 from edgemask.evaluation.machine import describe, header_markdown, usable_cores
 from edgemask.evaluation.report import plot_latency, write_json
-from edgemask.evaluation.systems import CLASSIC_NAMES, EdgemaskSystem, build_systems, edgemask_systems
+from edgemask.evaluation.systems import (
+    CLASSIC_NAMES,
+    EdgemaskSystem,
+    build_systems,
+    edgemask_systems,
+    require_peers,
+)
 from edgemask.evaluation.voc import SCENE_SKIPS, load_scenes
 
 VARIANT_NAMES = [v.name for v in VARIANTS]
@@ -117,7 +123,10 @@ def end_to_end(args: argparse.Namespace, folder: Path) -> tuple[list[dict], dict
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.no_peers:
+        require_peers(parser)
     apply_quick(args)
     folder = args.scenes or dataset("scenes_dev")
     variants = [v for v in VARIANTS if not args.formats or v.name in args.formats]

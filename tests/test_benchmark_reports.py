@@ -3,17 +3,21 @@ options, ground-truth crops, the fastest-variant lines, the speed checks and the
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from edgemask.core.detectors import DetectorOptions
 from edgemask.evaluation.accuracy import TARGETS, family_options, ground_truth_crops, target_lines
 from edgemask.evaluation.latency import check_lines, fastest_lines, frame_sizes
 from edgemask.evaluation.report import table, write_json
+from edgemask.evaluation.systems import require_peers
 from edgemask.evaluation.voc import Scene
+from edgemask.extras import EXTRAS
 from edgemask.labels import IGNORE
 
 
@@ -108,3 +112,16 @@ def test_json_holds_nan_as_null(tmp_path: Path):
     path = tmp_path / "r.json"
     write_json(path, {"map": float("nan"), "sizes": (1, 2), "where": Path("x"), "ok": math.inf})
     assert json.loads(path.read_text()) == {"map": None, "sizes": [1, 2], "where": "x", "ok": None}
+
+
+def test_benchmarks_name_the_peers_extra_before_any_work(monkeypatch, capsys):
+    parser = argparse.ArgumentParser(prog="latency.py")
+    monkeypatch.setitem(EXTRAS, "peers", ("edgemask_no_such_module",))
+    with pytest.raises(SystemExit) as stop:
+        require_peers(parser)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    expected = "no_such_module, not installed here: pip install 'edgemask[peers]', or pass --no-peers"
+    assert expected in err
+    monkeypatch.setitem(EXTRAS, "peers", ("json",))
+    require_peers(parser)  # everything importable: no stop

@@ -4,6 +4,7 @@ the AIZOO peer."""
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from edgemask.core.detectors import DetectorOptions
 from edgemask.core.formats import DETECTORS, VARIANTS, Variant
 from edgemask.core.pipeline import DEFAULT_MARGIN, Pipeline, PipelineOptions
 from edgemask.evaluation.peers import AizooDetector, ClassicRecipe
+from edgemask.extras import missing_extra
 
 PYIMAGESEARCH = "peers/pyimagesearch_mobilenetv2/face_mask_detector.model"
 AIZOO = "peers/aizoo_facemask_ssd/face_mask_detection.tflite"
@@ -94,3 +96,10 @@ def build_systems(
     if aizoo:
         built[AIZOO_NAME] = AizooDetector(find(AIZOO), threads).infer
     return built
+
+
+def require_peers(parser: argparse.ArgumentParser) -> None:
+    """Stop before any work, naming the extra to install, when the classic recipe's Keras-2 classifier
+    cannot be loaded here (a benchmark used to fail with a traceback after minutes of timing)."""
+    if line := missing_extra("peers", "the classic recipe (PyImageSearch's Keras-2 classifier)"):
+        parser.error(f"{line}, or pass --no-peers")
