@@ -153,6 +153,40 @@ def test_nms_properties(xy, wh, scores, thr) -> None:
         assert np.any((ov > thr) & (scores[keep] >= scores[d]))
 
 
+def greedy_nms(boxes, scores, thr, score_threshold, top_k):
+    """Caffe's ApplyNMSFast written out plainly: candidates best first, each kept unless it overlaps an
+    already kept box by more than ``thr`` (IoU by hand, one pair at a time)."""
+
+    def pair_iou(a, b):
+        w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+        h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+        union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
+        return w * h / union if union > 0 else 0.0
+
+    order = sorted((i for i in range(len(scores)) if scores[i] > score_threshold), key=lambda i: -scores[i])
+    kept = []
+    for i in order[:top_k]:
+        if all(pair_iou(boxes[i], boxes[k]) <= thr for k in kept):
+            kept.append(i)
+    return kept
+
+
+@given(
+    xy=arrays(np.float64, (40, 2), elements=st.floats(0, 60)),
+    wh=arrays(np.float64, (40, 2), elements=st.floats(1, 40)),
+    scores=arrays(np.float64, 40, elements=st.sampled_from([0.1, 0.3, 0.5, 0.5, 0.7, 0.9, 0.95])),
+    thr=st.floats(0.1, 0.9),
+    top_k=st.sampled_from([None, 5, 20]),
+)
+@settings(max_examples=80, deadline=None)
+def test_nms_equals_the_plain_greedy_definition(xy, wh, scores, thr, top_k) -> None:
+    """Crowded boxes with tied scores (ties keep index order, as the stable sort). The hand IoU does the
+    same float64 operations in the same order, so the decisions agree exactly, at the threshold too."""
+    boxes = np.concatenate([xy, xy + wh], axis=1)
+    expected = greedy_nms(boxes, scores, thr, 0.2, top_k)
+    assert nms(boxes, scores, thr, score_threshold=0.2, top_k=top_k).tolist() == expected
+
+
 def test_detection_output_keeps_best_box_in_normalized_coordinates() -> None:
     config = SSDConfig(heads=(), nms_threshold=0.45, top_k=10, keep_top_k=1)
     priors = np.array([[0.1, 0.1, 0.3, 0.3], [0.12, 0.1, 0.32, 0.3], [0.6, 0.6, 0.8, 0.8]], dtype=np.float32)

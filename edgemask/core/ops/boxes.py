@@ -52,7 +52,7 @@ def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     y1 = np.maximum(box[1], boxes[:, 1])
     x2 = np.minimum(box[2], boxes[:, 2])
     y2 = np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    inter = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
     union = box_area(box) + box_area(boxes) - inter
     return np.divide(inter, union, out=np.zeros_like(inter, dtype=np.float64), where=union > 0)
 
@@ -76,16 +76,20 @@ def nms(
     """Greedy NMS as Caffe's ``ApplyNMSFast``: indices of kept boxes, highest score first.
 
     Candidates are the scores strictly above ``score_threshold`` (at most ``top_k``, stable order on ties);
-    a box is dropped when it overlaps a kept one by more than ``iou_threshold``.
+    a box is dropped when it overlaps a kept one by more than ``iou_threshold``. Each kept box removes the
+    candidates it suppresses in one vectorized step, so the loop runs once per kept box, not per candidate
+    (a YuNet frame has several candidates per face).
     """
     scores = np.asarray(scores)
     candidates = np.flatnonzero(scores > score_threshold)
     order = candidates[np.argsort(-scores[candidates], kind="stable")]
     if top_k is not None:
         order = order[:top_k]
-    boxes = np.asarray(boxes, dtype=np.float64)
+    boxes = np.asarray(boxes, dtype=np.float64)[order]
     kept: list[int] = []
-    for i in order:
-        if not kept or np.all(iou(boxes[i], boxes[kept]) <= iou_threshold):
-            kept.append(int(i))
+    remaining = np.arange(len(order))
+    while remaining.size:
+        best, rest = remaining[0], remaining[1:]
+        kept.append(int(order[best]))
+        remaining = rest[iou(boxes[best], boxes[rest]) <= iou_threshold]
     return np.asarray(kept, dtype=np.int64)
