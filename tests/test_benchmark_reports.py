@@ -15,7 +15,7 @@ from edgemask.core.detectors import DetectorOptions
 from edgemask.evaluation.accuracy import TARGETS, family_options, ground_truth_crops, target_lines
 from edgemask.evaluation.latency import check_lines, fastest_lines, frame_sizes
 from edgemask.evaluation.report import table, write_json
-from edgemask.evaluation.systems import require_peers
+from edgemask.evaluation.systems import edgemask_systems, require_peers
 from edgemask.evaluation.voc import Scene
 from edgemask.extras import EXTRAS
 from edgemask.labels import IGNORE
@@ -125,3 +125,23 @@ def test_benchmarks_name_the_peers_extra_before_any_work(monkeypatch, capsys):
     assert expected in err
     monkeypatch.setitem(EXTRAS, "peers", ("json",))
     require_peers(parser)  # everything importable: no stop
+
+
+def test_a_detector_variant_without_its_classifier_runs_with_the_default_one(tmp_path: Path):
+    for name in (
+        "face_detector_yunet_int8.tflite", "face_detector_yunet_fp32.onnx", "mask_classifier_int8.tflite"
+    ):  # fmt: skip
+        (tmp_path / name).write_bytes(b"")
+    systems, notes = edgemask_systems(tmp_path, ["yunet"], ["tflite int8", "onnx fp32", "tflite fp16"])
+    assert [s.name for s in systems] == [
+        "edgemask yunet tflite int8",
+        "edgemask yunet onnx fp32 + classifier tflite int8",
+    ]
+    assert systems[1].files(tmp_path) == (
+        tmp_path / "face_detector_yunet_fp32.onnx",
+        tmp_path / "mask_classifier_int8.tflite",
+    )
+    (note,) = notes
+    assert note == "edgemask yunet tflite fp16 + classifier tflite int8: skipped, missing " + (
+        "face_detector_yunet_fp16.tflite"
+    )
