@@ -21,7 +21,7 @@ import numpy as np
 
 from edgemask.argtypes import at_least, fraction, network_side, side_or_off, thread_count
 from edgemask.assets import DETECTOR_CAFFEMODEL, DETECTOR_PROTOTXT, REPO_ROOT, dataset, fetch, find
-from edgemask.core.formats import DEFAULT_DETECTOR, DEFAULT_VARIANT, DETECTORS, VARIANTS, Variant
+from edgemask.core.formats import DEFAULT_VARIANT, DETECTORS, VARIANTS, Variant
 from edgemask.core.metadata import read_metadata
 from edgemask.evaluation import accuracy, sweep
 from edgemask.evaluation.machine import describe, header_markdown, usable_cores
@@ -117,10 +117,8 @@ def run_comparison(args: argparse.Namespace, scenes: list[Scene], header: list[s
             find(PYIMAGESEARCH), args.threads
         )
     crops = accuracy.classify_crops(classifiers, *accuracy.ground_truth_crops(scenes, args.crop_margin))
-    default = next(
-        (s.name for s in systems if s.detector == DEFAULT_DETECTOR and s.variant == DEFAULT_VARIANT),
-        accuracy.DEFAULT_SYSTEM.name,
-    )
+    wanted = accuracy.DEFAULT_SYSTEM.files(args.models)
+    default = next((s.name for s in systems if s.files(args.models) == wanted), accuracy.DEFAULT_SYSTEM.name)
     checks = accuracy.target_lines(summaries, default)
     any_summary = next(iter(summaries.values()), None)
     out = [

@@ -9,7 +9,8 @@ thread and all cores; median, p90 and min, the files of one runtime interleaved 
 after the other: ONNX Runtime's worker threads spin after each run); file size; peak RSS rise while a
 fresh process loads the file and runs it. Then, per model, the fastest variant at 1 thread.
 Part 2, end to end: ms per frame on scenes_dev frames with several faces, every system in turn on each
-frame (first place rotating), at ``--e2e-threads`` (default 1): the default pipeline (YuNet int8 TFLite),
+frame (first place rotating), at ``--e2e-threads`` (default 1): the default pipeline (what
+``edgemask-run`` runs here: ``--precision auto``),
 the other variants of both families, YuNet at other long sides, res10 without its small-face pass, the
 classic recipe and AIZOO.
 Checks: default pipeline >= 10× faster per frame than the classic recipe at 1 thread; the int8
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +39,7 @@ from edgemask.evaluation.systems import (
     CLASSIC_NAMES,
     EdgemaskSystem,
     build_systems,
+    default_system,
     edgemask_systems,
     require_peers,
 )
@@ -85,12 +88,18 @@ def e2e_systems(args: argparse.Namespace) -> tuple[list[EdgemaskSystem], list[st
     """The default pipeline first, then every variant of each family, then the extra settings."""
     families = [DEFAULT_DETECTOR, *(d for d in DETECTORS if d != DEFAULT_DETECTOR)]
     systems, notes = edgemask_systems(args.models, families, args.formats)
+    default = default_system()
+    if not default.missing(args.models):
+        same = default.files(args.models)
+        systems = [default, *(s for s in systems if s.files(args.models) != same)]
     extras = [
-        EdgemaskSystem("yunet", DEFAULT_VARIANT, DetectorOptions(size=s), f"long side {s}")
+        replace(default_system("yunet"), options=DetectorOptions(size=s), setting=f"long side {s}")
         for s in args.long_sides
     ] + [
-        EdgemaskSystem(
-            "res10", DEFAULT_VARIANT, DetectorOptions(small_face_size=s), f"small-face {s or 'off'}"
+        replace(
+            default_system("res10"),
+            options=DetectorOptions(small_face_size=s),
+            setting=f"small-face {s or 'off'}",
         )
         for s in args.res10_small_face_sizes
     ]
@@ -139,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         DEFAULT_VARIANT.path(args.models, "classifier"), folder, args.runs, args.warmup
     )
     e2e, info, e2e_notes = end_to_end(args, folder)
-    default = EdgemaskSystem(DEFAULT_DETECTOR, DEFAULT_VARIANT).name
+    default = default_system().name
     result = {
         "machine": machine,
         "settings": vars(args),

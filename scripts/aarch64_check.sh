@@ -291,7 +291,8 @@ link_images() {
 }
 
 # Both sides find the default int8 files by edgemask-run's own lookup (EDGEMASK_MODELS), one thread.
-RUN_ARGS=(--threads 1 --quiet --json --detector "$DETECTOR")
+# --precision int8: the files a Pi runs by default, on both sides (x86-64 would pick fp32 YuNet).
+RUN_ARGS=(--threads 1 --quiet --json --detector "$DETECTOR" --precision int8)
 
 run_x86() {
     link_images "$WORKDIR/images" "$SCENES"

@@ -20,6 +20,7 @@ from edgemask.app.camera import CameraError
 from edgemask.app.cli import main
 from edgemask.app.models import MODELS_ENV, model_dirs, resolve_model
 from edgemask.app.sorting import LOCK_FILE
+from edgemask.core.formats import MODELS, default_precision
 
 JSON_KEYS = {"source", "frame", "width", "height", "faces", "ms"}
 FACE_KEYS = {"box", "label", "score", "face_score"}
@@ -104,7 +105,7 @@ def test_json_lines_for_a_folder_of_awkward_images(tmp_path: Path, scenes_dir: P
 def test_missing_model_names_the_file_and_the_fix(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.setenv(MODELS_ENV, str(tmp_path))
     (tmp_path / "a.jpg").write_bytes(b"")
-    assert main(["--source", str(tmp_path / "a.jpg")]) == 2
+    assert main(["--source", str(tmp_path / "a.jpg"), "--precision", "int8"]) == 2
     err = capsys.readouterr().err
     assert str(tmp_path / "face_detector_yunet_int8.tflite") in err and "edgemask-export" in err
     assert main(["--source", str(tmp_path / "a.jpg"), "--backend", "onnx", "--detector", "res10"]) == 2
@@ -375,3 +376,28 @@ def test_a_signalled_process_finalizes_its_video(tmp_path: Path, scenes_dir: Pat
         frames.append(read_index(got[1]))
     saved.release()
     assert frames == list(range(written))
+
+
+def test_auto_precision_is_the_measured_fastest_per_architecture_and_model(
+    tmp_path: Path, monkeypatch
+) -> None:
+    assert [default_precision(m, "x86_64") for m in ("yunet", "res10", "classifier")] == [
+        "fp32",
+        "int8",
+        "int8",
+    ]
+    assert default_precision("yunet", "AMD64") == "fp32"  # Windows' name for x86-64
+    assert {default_precision(m, arch) for m in MODELS for arch in ("aarch64", "arm64", "armv7l")} == {"int8"}
+    monkeypatch.setenv(MODELS_ENV, str(tmp_path))
+    monkeypatch.setattr("platform.machine", lambda: "x86_64")
+    for name in (
+        "face_detector_yunet_fp32.tflite",
+        "face_detector_yunet_int8.tflite",
+        "mask_classifier_int8.tflite",
+    ):
+        (tmp_path / name).write_bytes(b"")
+    assert resolve_model("yunet", "tflite", "detector").name == "face_detector_yunet_fp32.tflite"
+    assert resolve_model("classifier", "tflite", "classifier").name == "mask_classifier_int8.tflite"
+    assert resolve_model("yunet", "tflite", "detector", "int8").name == "face_detector_yunet_int8.tflite"
+    monkeypatch.setattr("platform.machine", lambda: "aarch64")
+    assert resolve_model("yunet", "tflite", "detector").name == "face_detector_yunet_int8.tflite"

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from edgemask.app.models import model_dirs
-from edgemask.core.formats import DEFAULT_DETECTOR, DEFAULT_VARIANT
+from edgemask.core.formats import DEFAULT_DETECTOR, DEFAULT_FORMAT, default_precision, model_filename
 
 BLOCKER = '''
 import sys
@@ -96,7 +96,9 @@ def test_runtime_and_cli_never_import_tensorflow(tmp_path: Path, scenes_dir: Pat
     folder.mkdir()
     for p in images:
         (folder / Path(p).name).symlink_to(p)
-    needed = [DEFAULT_VARIANT.path(Path(), m) for m in (DEFAULT_DETECTOR, "classifier")]
+    needed = [
+        model_filename(m, DEFAULT_FORMAT, default_precision(m)) for m in (DEFAULT_DETECTOR, "classifier")
+    ]
     found = [d for d in model_dirs() if all((d / name).is_file() for name in needed)]
     real = bool(found)
     script = SCRIPT.format(modules=runtime_modules(), images=images, real=real, folder=str(folder))

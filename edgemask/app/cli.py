@@ -49,12 +49,14 @@ from edgemask.argtypes import (
 )
 from edgemask.core.detectors import DetectorOptions, res10, yunet
 from edgemask.core.formats import (
+    AUTO,
     DEFAULT_DETECTOR,
     DEFAULT_FORMAT,
-    DEFAULT_PRECISION,
     DETECTORS,
     FORMATS,
+    MODELS,
     PRECISIONS,
+    default_precision,
 )
 from edgemask.core.pipeline import DEFAULT_MARGIN, DEFAULT_MIN_FACE, PipelineOptions
 
@@ -159,10 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model.add_argument(
         "--precision",
-        choices=PRECISIONS,
-        default=DEFAULT_PRECISION,
-        help="precision of the default files (default: %(default)s; ONNX has no fp16; see the README's "
-        "advice per CPU)",
+        choices=[AUTO, *PRECISIONS],
+        default=AUTO,
+        help="precision of the default files; auto: int8, except where another was measured faster on "
+        "this CPU architecture (here: " + ", ".join(f"{m} {default_precision(m)}" for m in MODELS) + "). "
+        "ONNX has no fp16 (default: %(default)s)",
     )
     model.add_argument(
         "--threads",

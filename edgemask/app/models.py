@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from edgemask import assets
-from edgemask.core.formats import DEFAULT_PRECISION, MODELS, model_filename
+from edgemask.core.formats import AUTO, MODELS, default_precision, model_filename
 
 MODELS_ENV = "EDGEMASK_MODELS"
 
@@ -25,9 +25,12 @@ def model_dirs() -> list[Path]:
     return list(dict.fromkeys([assets.REPO_ROOT / "models", Path.cwd() / "models"]))
 
 
-def resolve_model(choice: str | os.PathLike, fmt: str, flag: str, precision: str = DEFAULT_PRECISION) -> Path:
-    """``choice`` is a model key of the formats table (its file of ``fmt`` and ``precision``) or a path."""
+def resolve_model(choice: str | os.PathLike, fmt: str, flag: str, precision: str = AUTO) -> Path:
+    """``choice`` is a model key of the formats table (its file of ``fmt`` and ``precision``; ``auto``:
+    the precision fastest on this CPU, :func:`~edgemask.core.formats.default_precision`) or a path."""
     if str(choice) in MODELS:
+        if precision == AUTO:
+            precision = default_precision(str(choice))
         filename = model_filename(str(choice), fmt, precision)
         candidates = [d / filename for d in model_dirs()]
     else:

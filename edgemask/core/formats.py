@@ -8,6 +8,7 @@ else the runtime needs is inside the file (:mod:`edgemask.core.metadata`).
 
 from __future__ import annotations
 
+import platform
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +50,14 @@ DEFAULT_DETECTOR = "yunet"
 DEFAULT_FORMAT = "tflite"
 DEFAULT_PRECISION = "int8"
 PRECISIONS = ("int8", "fp16", "fp32")
+AUTO = "auto"
+"""``--precision auto``: each model's default file in the precision :func:`default_precision` names."""
+FASTER_THAN_INT8 = {("x86_64", "yunet"): "fp32"}
+"""Where ``benchmarks/latency.py`` measured another precision faster than int8, by CPU architecture and
+model. YuNet's small depthwise layers run faster in fp32 on x86-64 (1 thread, 640x480: LiteRT 13.8 vs
+15.9 ms, ONNX Runtime 12.3 vs 13.9 ms on an Intel Xeon with AVX-512 VNNI; int8 res10 was slower than
+fp32 on an AMD EPYC with AVX2 only). Everything else runs int8, and so does every ARM CPU, where
+XNNPACK's int8 kernels are the fast path (README, "Formats per CPU")."""
 
 
 class FormatError(ValueError):
@@ -90,3 +99,10 @@ class Variant:
 VARIANTS = tuple(Variant(f, p) for f, fmt in FORMATS.items() for p in fmt.precisions)
 """Every exported variant; the first is the deployable default (int8 TFLite)."""
 DEFAULT_VARIANT = Variant(DEFAULT_FORMAT, DEFAULT_PRECISION)
+
+
+def default_precision(model: str, machine: str | None = None) -> str:
+    """The precision of ``model``'s default file on a CPU architecture (default: this one)."""
+    arch = (machine or platform.machine()).lower()
+    arch = {"amd64": "x86_64", "arm64": "aarch64"}.get(arch, arch)
+    return FASTER_THAN_INT8.get((arch, model), DEFAULT_PRECISION)

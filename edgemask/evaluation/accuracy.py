@@ -18,19 +18,20 @@ from tqdm import tqdm
 
 from edgemask.core.classifier import MaskClassifier
 from edgemask.core.detectors import DetectorOptions
-from edgemask.core.formats import DEFAULT_DETECTOR, DEFAULT_VARIANT, Variant
+from edgemask.core.formats import Variant
 from edgemask.core.ops.boxes import crop, face_crop_boxes
 from edgemask.evaluation.detection_metrics import DetectionEvaluator
 from edgemask.evaluation.frame_result import FrameResult
 from edgemask.evaluation.metrics import classification_metrics
 from edgemask.evaluation.report import num, pct, rate, table, verdict
-from edgemask.evaluation.systems import EdgemaskSystem
+from edgemask.evaluation.systems import default_system
 from edgemask.evaluation.timing import frame_round
 from edgemask.evaluation.voc import Scene
 from edgemask.labels import LABELS
 
 CROP_BATCH = 64
-DEFAULT_SYSTEM = EdgemaskSystem(DEFAULT_DETECTOR, DEFAULT_VARIANT)
+DEFAULT_SYSTEM = default_system()
+"""What ``edgemask-run`` runs by default on this CPU; the targets are checked on it."""
 
 
 @dataclass(frozen=True)

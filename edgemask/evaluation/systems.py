@@ -13,7 +13,15 @@ import cv2
 
 from edgemask.assets import DETECTOR_CAFFEMODEL, DETECTOR_PROTOTXT, fetch, find
 from edgemask.core.detectors import DetectorOptions
-from edgemask.core.formats import DEFAULT_VARIANT, DETECTORS, VARIANTS, Variant
+from edgemask.core.formats import (
+    DEFAULT_DETECTOR,
+    DEFAULT_FORMAT,
+    DEFAULT_VARIANT,
+    DETECTORS,
+    VARIANTS,
+    Variant,
+    default_precision,
+)
 from edgemask.core.pipeline import DEFAULT_MARGIN, Pipeline, PipelineOptions
 from edgemask.evaluation.peers import AizooDetector, ClassicRecipe
 from edgemask.extras import missing_extra
@@ -59,6 +67,13 @@ class EdgemaskSystem:
     def pipeline(self, models_dir: Path, threads: int) -> Pipeline:
         options = PipelineOptions(self.options, margin=self.margin, threads=threads)
         return Pipeline.from_paths(*self.files(models_dir), options)
+
+
+def default_system(family: str = DEFAULT_DETECTOR, fmt: str = DEFAULT_FORMAT) -> EdgemaskSystem:
+    """``family`` as ``edgemask-run --detector FAMILY --backend FMT`` runs it on this CPU: each model's
+    file in the precision ``--precision auto`` picks."""
+    detector = Variant(fmt, default_precision(family))
+    return EdgemaskSystem(family, detector, classifier_variant=Variant(fmt, default_precision("classifier")))
 
 
 def edgemask_systems(
