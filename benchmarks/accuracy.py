@@ -26,7 +26,13 @@ from edgemask.core.metadata import read_metadata
 from edgemask.evaluation import accuracy, sweep
 from edgemask.evaluation.machine import describe, header_markdown, usable_cores
 from edgemask.evaluation.report import plot_pr, write_json
-from edgemask.evaluation.systems import PYIMAGESEARCH, build_systems, edgemask_systems, require_peers
+from edgemask.evaluation.systems import (
+    PYIMAGESEARCH,
+    build_systems,
+    classifier_for,
+    edgemask_systems,
+    require_peers,
+)
 from edgemask.evaluation.voc import SCENE_SKIPS, Scene, load_scenes
 
 VARIANT_NAMES = [v.name for v in VARIANTS]
@@ -159,7 +165,8 @@ def run_comparison(args: argparse.Namespace, scenes: list[Scene], header: list[s
 def sweep_settings(args: argparse.Namespace, variant: Variant) -> tuple[list[sweep.Setting], list[str]]:
     settings, notes = [], []
     for family in args.detectors:
-        files = [variant.path(args.models, family), variant.path(args.models, "classifier")]
+        classifier = classifier_for(variant, args.models)
+        files = [variant.path(args.models, family), classifier.path(args.models, "classifier")]
         lacking = [f.name for f in files if not f.is_file()]
         if lacking:
             notes.append(f"{family} {variant.name}: not swept, missing {', '.join(lacking)}")
@@ -178,6 +185,12 @@ def classic_timer(args: argparse.Namespace) -> dict:
 
     recipe = ClassicRecipe(fetch(DETECTOR_PROTOTXT), fetch(DETECTOR_CAFFEMODEL), find(PYIMAGESEARCH), 1)
     return {"classic": recipe.infer}
+
+
+def paired(variant: Variant, models: Path) -> str:
+    """How a sweep's title names a classifier of another variant than its detectors."""
+    classifier = classifier_for(variant, models)
+    return "" if classifier == variant else f" (classifier {classifier.name})"
 
 
 def run_sweep(args: argparse.Namespace, scenes: list[Scene], header: list[str]) -> dict:
@@ -204,7 +217,8 @@ def run_sweep(args: argparse.Namespace, scenes: list[Scene], header: list[str]) 
         *(f"- note: {n}" for n in notes + skip_notes()),
         f"- classic recipe (cv2.dnn + Keras predict per face, 1 thread): {classic}",
         "",
-        f"### Sweep: edgemask {variant.name} pipelines on {scenes_folder(args).name}, {len(scenes)} scenes "
+        f"### Sweep: edgemask {variant.name} pipelines{paired(variant, args.models)} on "
+        f"{scenes_folder(args).name}, {len(scenes)} scenes "
         f"(even half {halves['even']}, odd half {halves['odd']}); each cell even / odd",
         "",
         *sweep.sweep_table(rows),

@@ -26,7 +26,7 @@ from edgemask.evaluation.accuracy import TARGETS
 from edgemask.evaluation.detection_metrics import DetectionEvaluator
 from edgemask.evaluation.frame_result import FrameResult
 from edgemask.evaluation.report import num, pct, table
-from edgemask.evaluation.systems import EdgemaskSystem
+from edgemask.evaluation.systems import EdgemaskSystem, classifier_for
 from edgemask.evaluation.timing import frame_round
 from edgemask.evaluation.voc import Scene
 
@@ -56,9 +56,9 @@ class Setting:
             parts.append(f"nms {self.nms:g}")
         return ", ".join([*parts, f"margin {self.margin:g}"])
 
-    def system(self, variant: Variant, conf: float) -> EdgemaskSystem:
+    def system(self, variant: Variant, conf: float, classifier: Variant | None = None) -> EdgemaskSystem:
         options = DetectorOptions(self.size, self.small_face_size, conf, self.nms)
-        return EdgemaskSystem(self.family, variant, options, self.label, self.margin)
+        return EdgemaskSystem(self.family, variant, options, self.label, self.margin, classifier)
 
 
 def yunet_grid(
@@ -95,8 +95,10 @@ def run_grid(
     ``time_every``-th scene is timed: all settings in turn with the first place rotating, each timed call
     after an untimed one on the same scene (:func:`edgemask.evaluation.timing.frame_round`), so load drift
     hits every setting alike. ``extra`` timers (e.g. the classic recipe) join the timed scenes only."""
+    classifier = classifier_for(variant, models_dir)
     pipelines = {
-        s: s.system(variant, lowest_conf[s.family]).pipeline(models_dir, threads=1) for s in settings
+        s: s.system(variant, lowest_conf[s.family], classifier).pipeline(models_dir, threads=1)
+        for s in settings
     }
     runs = {s: Run(s) for s in settings}
     answers: dict[Setting, object] = {}

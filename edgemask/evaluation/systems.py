@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -69,6 +69,12 @@ class EdgemaskSystem:
         return Pipeline.from_paths(*self.files(models_dir), options)
 
 
+def classifier_for(variant: Variant, models_dir: Path) -> Variant:
+    """The classifier variant to pair with a detector of ``variant``: the same if its file exists, else the
+    default (only the int8 classifier is committed, and a detector variant should still be measured)."""
+    return variant if variant.path(models_dir, "classifier").is_file() else DEFAULT_VARIANT
+
+
 def default_system(family: str = DEFAULT_DETECTOR, fmt: str = DEFAULT_FORMAT) -> EdgemaskSystem:
     """``family`` as ``edgemask-run --detector FAMILY --backend FMT`` runs it on this CPU: each model's
     file in the precision ``--precision auto`` picks."""
@@ -91,11 +97,13 @@ def edgemask_systems(
         for v in VARIANTS:
             if variant_names and v.name not in variant_names:
                 continue
-            system = EdgemaskSystem(detector, v, options or DetectorOptions(), setting)
-            if not v.path(models_dir, "classifier").is_file():
-                # Only the int8 classifier is committed: a detector variant still gets timed and
-                # scored, beside the classifier every install has.
-                system = replace(system, classifier_variant=DEFAULT_VARIANT)
+            system = EdgemaskSystem(
+                detector,
+                v,
+                options or DetectorOptions(),
+                setting,
+                classifier_variant=classifier_for(v, models_dir),
+            )
             missing = system.missing(models_dir)
             if missing:
                 notes.append(f"{system.name}: skipped, missing {', '.join(missing)}")
