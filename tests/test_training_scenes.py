@@ -8,6 +8,7 @@ import warnings
 import cv2
 import numpy as np
 import pytest
+from conftest import MODELS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,7 +29,6 @@ from edgemask.training.scenes import (
     split_by_scene,
     training_label,
 )
-from tests.conftest import MODELS
 
 MASKED, BARE = LABELS.index("with_mask"), LABELS.index("without_mask")
 
