@@ -18,12 +18,12 @@ from edgemask.core.ops.yunet import decode, input_geometry, select
 
 FAMILY = "yunet"
 DEFAULT_LONG_SIDE = 640
-"""The operating point: long side of the network input, the smallest of the sweep's sizes that meets
-every accuracy target on both halves of scenes_dev (512 finds under 78 % of the faces on one half;
-README, "Choosing the detector")."""
+"""The operating point: long side of the network input. ``benchmarks/accuracy.py --sweep`` on both halves
+of scenes_dev picks 640 at 0.5 with the fp32 file as the fastest setting meeting every target; 512 finds
+under 78 % of the faces on a half (README, "Choosing the detector")."""
 DEFAULT_CONFIDENCE = 0.5
-"""Face score threshold written into exported files: at 640 px the best mAP that keeps precision
->= 70 % on both halves (0.3 and 0.4 report ~40 % and ~33 % unmatched boxes)."""
+"""Face score threshold written into exported files: at 640 px the best mAP that keeps precision >= 70 %
+on both halves (0.3 and 0.4 report ~40 % and ~33 % unmatched boxes)."""
 GATE_CONFIDENCE = DEFAULT_CONFIDENCE
 """The export gate checks parity at the operating point's own threshold."""
 DEFAULT_NMS = 0.3
