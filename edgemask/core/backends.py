@@ -65,9 +65,9 @@ class Backend:
 
 def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> np.ndarray:
     """Float (or raw pixel) values to the integer grid of a quantized tensor, saturating."""
-    info = np.iinfo(dtype)
     if scale == 1.0 and zero_point == 0 and x.dtype == dtype:
         return x
+    info = np.iinfo(dtype)
     q = np.round(np.asarray(x, dtype=np.float32) / scale) + zero_point
     return np.clip(q, info.min, info.max).astype(dtype)
 

@@ -36,6 +36,5 @@ class MaskClassifier:
         if len(faces_bgr) == 0:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         chunks = [faces_bgr[i : i + MAX_BATCH] for i in range(0, len(faces_bgr), MAX_BATCH)]
-        return np.concatenate(
-            [self.backend.run(self.preprocess(chunk))[0].reshape(len(chunk), -1) for chunk in chunks]
-        )
+        probs = [self.backend.run(self.preprocess(chunk))[0].reshape(len(chunk), -1) for chunk in chunks]
+        return probs[0] if len(probs) == 1 else np.concatenate(probs)
