@@ -54,9 +54,9 @@ AUTO = "auto"
 """``--precision auto``: each model's default file in the precision :func:`default_precision` names."""
 FASTER_THAN_INT8 = {("x86_64", "yunet"): "fp32"}
 """Where ``benchmarks/latency.py`` measured another precision faster than int8, by CPU architecture and
-model. YuNet's small depthwise layers run faster in fp32 on x86-64 (1 thread, 640x480: LiteRT 13.8 vs
-15.9 ms, ONNX Runtime 12.3 vs 13.9 ms on an Intel Xeon with AVX-512 VNNI; int8 res10 was slower than
-fp32 on an AMD EPYC with AVX2 only). Everything else runs int8, and so does every ARM CPU, where
+model. YuNet's small depthwise layers run faster in fp32 on x86-64 (1 thread, 640x480, medians: LiteRT
+18.1 vs 23.9 ms, ONNX Runtime 14.4 vs 16.2 ms on an Intel Xeon with AVX-512 VNNI; int8 res10 was slower
+than fp32 on an AMD EPYC with AVX2 only). Everything else runs int8, and so does every ARM CPU, where
 XNNPACK's int8 kernels are the fast path (README, "Formats per CPU")."""
 
 
