@@ -41,7 +41,7 @@ import cv2
 import numpy as np
 
 from edgemask.assets import dataset
-from edgemask.evaluation.machine import describe, header_markdown
+from edgemask.evaluation.machine import describe, header_markdown, proc_status_mb
 
 FRAME_SIZE = (640, 480)
 HOLD = 4
@@ -105,10 +105,7 @@ class Run:
 
     def rss_mb(self) -> tuple[float, float]:
         """(VmRSS, RssAnon) in MB."""
-        status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        return tuple(
-            int(re.search(rf"{key}:\s+(\d+) kB", status).group(1)) / 1024 for key in ("VmRSS", "RssAnon")
-        )
+        return proc_status_mb("VmRSS", self.proc.pid), proc_status_mb("RssAnon", self.proc.pid)
 
     def stop(self) -> int:
         if self.proc.poll() is None:

@@ -24,6 +24,7 @@ from edgemask.core.detectors import default_passes
 from edgemask.core.formats import DETECTORS, FORMATS, MODELS, Variant
 from edgemask.core.ops.boxes import crop, face_crop_boxes
 from edgemask.core.ops.image import classifier_input
+from edgemask.evaluation.machine import proc_status_mb
 from edgemask.evaluation.report import num, table, verdict
 from edgemask.evaluation.timing import round_robin, stats_ms
 from edgemask.evaluation.voc import Scene, load_scenes
@@ -61,14 +62,6 @@ def run_passes(backend: Backend, blobs: Sequence[np.ndarray]) -> None:
 
 def shapes(blobs: Sequence[np.ndarray]) -> str:
     return " + ".join(f"{b.shape[2]}x{b.shape[1]}" for b in blobs)
-
-
-def proc_status_mb(field: str) -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    raise OSError(f"no {field} in /proc/self/status")
 
 
 def probe_memory(path: Path, model: str, scenes: Path) -> float:

@@ -37,6 +37,16 @@ def cpuinfo() -> dict[str, str]:
     return fields
 
 
+def proc_status_mb(field: str, pid: int | str = "self") -> float:
+    """A memory field of ``/proc/PID/status`` (``VmRSS``, ``VmHWM``, ``RssAnon``, ...) in MB."""
+    path = f"/proc/{pid}/status"
+    with open(path) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise OSError(f"no {field} in {path}")
+
+
 def cpu_model() -> str:
     """Model name, with family/model numbers (virtual machines often report a generic name) and the
     SIMD extensions the kernels can use."""
