@@ -10,7 +10,6 @@ run per scene and are cached in a JSON file named by the detector file's digest.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from edgemask.assets import file_digest
 from edgemask.core.ops.boxes import crop, face_crop_boxes
 from edgemask.core.ops.image import classifier_input
 from edgemask.evaluation.detection_metrics import TP, match_detections
@@ -55,14 +55,6 @@ class SceneDetections:
         landmarks = np.asarray(d["landmarks"], np.float32)
         landmarks = landmarks.reshape(len(boxes), -1) if len(boxes) else np.zeros((0, 10), np.float32)
         return cls(boxes, np.asarray(d["scores"], np.float32).reshape(-1), landmarks)
-
-
-def file_digest(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def detections_cache(
