@@ -103,11 +103,12 @@ def test_sort_into_broken_folder_then_resume(tmp_path: Path, scenes_dir: Path, c
     for p, data in crops_before.items():
         assert p.read_bytes() == data
 
-    # Everything done: exit 0, nothing processed.
+    # Everything done: exit 0, nothing processed, and the summary says so.
     assert (
         main(["--source", str(tmp_path / "raw"), "--sort-into", str(out)], make_pipeline=lambda a: again) == 0
     )
     assert len(again.seen) == 1
+    assert f"nothing new: {len(readable) + 1} images already done (exit 0)" in capsys.readouterr().err
 
 
 def test_sort_into_glob_with_dotdot_cannot_escape(tmp_path: Path) -> None:
