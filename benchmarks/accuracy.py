@@ -33,7 +33,7 @@ from edgemask.evaluation.systems import (
     edgemask_systems,
     require_peers,
 )
-from edgemask.evaluation.voc import SCENE_SKIPS, Scene, load_scenes
+from edgemask.evaluation.voc import Scene, load_scenes, skip_lines
 
 VARIANT_NAMES = [v.name for v in VARIANTS]
 QUICK_SCENES = 2
@@ -84,10 +84,6 @@ def scenes_folder(args: argparse.Namespace) -> Path:
     return args.scenes or dataset("scenes_dev")
 
 
-def skip_notes() -> list[str]:
-    return [f"skipped while loading scenes: {n} × {why}" for why, n in SCENE_SKIPS.items()]
-
-
 def operating_points(systems: list, models_dir: Path) -> list[str]:
     """Per family, what its files say (threshold, operating point) and what was overridden."""
     lines, seen = [], set()
@@ -104,7 +100,9 @@ def operating_points(systems: list, models_dir: Path) -> list[str]:
     return lines
 
 
-def run_comparison(args: argparse.Namespace, scenes: list[Scene], header: list[str]) -> dict:
+def run_comparison(
+    args: argparse.Namespace, scenes: list[Scene], header: list[str], skips: list[str]
+) -> dict:
     systems, notes = [], []
     for family in args.detectors:
         options, setting = accuracy.family_options(
@@ -134,7 +132,7 @@ def run_comparison(args: argparse.Namespace, scenes: list[Scene], header: list[s
         "mask_weared_incorrect and difficult faces ignored; FAR/FRR counted on the faces found",
         f"- ms/frame: mean over {timed} timed scenes (every {args.time_every}th), every system in turn, each "
         "timed call after an untimed one on that scene (the steady state of each frame size)",
-        *(f"- note: {n}" for n in notes + skip_notes()),
+        *(f"- note: {n}" for n in notes + skips),
         "",
         f"### End to end on {scenes_folder(args).name} ({len(scenes)} images"
         + (f", {accuracy.face_counts(any_summary)})" if any_summary else ")"),
@@ -193,7 +191,7 @@ def paired(variant: Variant, models: Path) -> str:
     return "" if classifier == variant else f" (classifier {classifier.name})"
 
 
-def run_sweep(args: argparse.Namespace, scenes: list[Scene], header: list[str]) -> dict:
+def run_sweep(args: argparse.Namespace, scenes: list[Scene], header: list[str], skips: list[str]) -> dict:
     variant = next(v for v in VARIANTS if v.name == args.sweep_format)
     settings, notes = sweep_settings(args, variant)
     if not settings:
@@ -214,7 +212,7 @@ def run_sweep(args: argparse.Namespace, scenes: list[Scene], header: list[str]) 
     classic = "not known" if classic_ms is None else f"{classic_ms:.1f} ms/frame ({source})"
     out = [
         *header,
-        *(f"- note: {n}" for n in notes + skip_notes()),
+        *(f"- note: {n}" for n in notes + skips),
         f"- classic recipe (cv2.dnn + Keras predict per face, 1 thread): {classic}",
         "",
         f"### Sweep: edgemask {variant.name} pipelines{paired(variant, args.models)} on "
@@ -252,15 +250,17 @@ def main(argv: list[str] | None = None) -> int:
         require_peers(parser)
     if args.quick:
         args.limit = QUICK_SCENES
-    scenes = list(load_scenes(scenes_folder(args), limit=args.limit))
+    loaded = load_scenes(scenes_folder(args), limit=args.limit)
+    scenes = list(loaded)
     if not scenes:
         raise SystemExit(f"no readable scenes in {scenes_folder(args)}")
     machine = describe()
     header = ["## Accuracy", "", header_markdown(machine), ""]
-    result = run_sweep(args, scenes, header) if args.sweep else run_comparison(args, scenes, header)
+    run = run_sweep if args.sweep else run_comparison
+    result = run(args, scenes, header, skip_lines(loaded.skipped))
     result["machine"] = machine
     result["settings"] = vars(args)
-    result["scene_skips"] = dict(SCENE_SKIPS)
+    result["scene_skips"] = dict(loaded.skipped)
     if args.json_out:
         write_json(args.json_out, result)
     return 0
