@@ -181,7 +181,7 @@ def run_comparison(
     ]
     print("\n".join(out))
     if plot := plot_path(args):
-        plot_pr(*accuracy.pr_curves(evaluators), plot)
+        plot_pr(*accuracy.pr_curves(evaluators), plot, f"{scenes_folder(args).name}, {len(scenes)} scenes")
     return {
         "notes": notes,
         "detection": summaries,
