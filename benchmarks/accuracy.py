@@ -4,9 +4,11 @@ classifier) and the AIZOO one-stage peer; each classifier alone on ground-truth 
 
 Detection numbers follow edgemask.evaluation.detection_metrics (PASCAL VOC, IoU 0.5): mAP@0.5, AP per
 class (``mask_weared_incorrect`` ignored), faces found overall, by width and among masked faces,
-precision, FAR/FRR on the faces found. ``--sweep`` scores each family's detector levers on the even and
-the odd half of the scenes with the pipeline's ms per frame beside them, and names the default setting
-(edgemask.evaluation.sweep).
+precision, FAR/FRR on the faces found; per class (mask / no mask) AP, recall, precision and faces found by
+width. ``--detector-files`` scores more detector files (a fine-tuned YuNet, say) beside the committed
+ones; the per-class precision-recall curves go to a PNG beside the JSON report. ``--sweep`` scores each
+family's detector levers on the even and the odd half of the scenes with the pipeline's ms per frame
+beside them, and names the default setting (edgemask.evaluation.sweep).
 
 Run ``python benchmarks/accuracy.py --help``; ``--quick`` smoke-runs it on 2 scenes.
 """
@@ -30,10 +32,12 @@ from edgemask.evaluation.systems import (
     PYIMAGESEARCH,
     build_systems,
     classifier_for,
+    detector_file,
+    detector_file_systems,
     edgemask_systems,
     require_peers,
 )
-from edgemask.evaluation.voc import SCENE_SKIPS, Scene, load_scenes
+from edgemask.evaluation.voc import Scene, load_scenes, skip_lines
 
 VARIANT_NAMES = [v.name for v in VARIANTS]
 QUICK_SCENES = 2
@@ -46,6 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scenes", type=Path, help="VOC scenes folder (default: scenes_dev from the assets)")
     p.add_argument("--models", type=Path, default=REPO_ROOT / "models", help="folder of exported models")
     p.add_argument("--detectors", nargs="+", choices=DETECTORS, default=list(DETECTORS))
+    p.add_argument(
+        "--detector-files",
+        type=detector_file,
+        nargs="+",
+        default=[],
+        metavar="PATH",
+        help="more detector files to score beside the committed ones, each with the default classifier",
+    )
     p.add_argument("--formats", nargs="+", choices=VARIANT_NAMES, metavar="FMT", help=f"of {VARIANT_NAMES}")
     p.add_argument("--limit", type=at_least(1), help="only the first N scenes")
     p.add_argument("--threads", type=thread_count, default=usable_cores(), help="threads for every runtime")
@@ -59,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-every", type=at_least(1), default=4, help="time every Nth scene (all are scored)")
     p.add_argument("--quick", action="store_true", help=f"smoke run: {QUICK_SCENES} scenes")
     p.add_argument("--json-out", type=Path, help="write every number as JSON")
-    p.add_argument("--plot", type=Path, help="write the precision-recall curves as PNG")
+    p.add_argument("--plot", type=Path, help="the precision-recall PNG (default: beside --json-out)")
     s = p.add_argument_group("sweep (each family's levers, --sweep-format files, 1 thread)")
     s.add_argument("--sweep", action="store_true", help="evaluate the grid instead of the comparison")
     s.add_argument("--sweep-format", default=DEFAULT_VARIANT.name, choices=VARIANT_NAMES)
@@ -84,27 +96,32 @@ def scenes_folder(args: argparse.Namespace) -> Path:
     return args.scenes or dataset("scenes_dev")
 
 
-def skip_notes() -> list[str]:
-    return [f"skipped while loading scenes: {n} × {why}" for why, n in SCENE_SKIPS.items()]
+def plot_path(args: argparse.Namespace) -> Path | None:
+    """``--plot``, else ``REPORT.pr.png`` beside ``--json-out REPORT.json``."""
+    if args.plot or not args.json_out:
+        return args.plot
+    return args.json_out.with_name(f"{args.json_out.stem}.pr.png")
 
 
 def operating_points(systems: list, models_dir: Path) -> list[str]:
     """Per family, what its files say (threshold, operating point) and what was overridden."""
     lines, seen = [], set()
     for s in systems:
-        if s.detector in seen:
+        if s.origin in seen:
             continue
-        seen.add(s.detector)
+        seen.add(s.origin)
         meta = read_metadata(s.files(models_dir)[0])
         override = f"; overridden: {s.setting}" if s.setting else ""
         lines.append(
-            f"- {s.detector} files: confidence {meta.thresholds.get('confidence', '?')}, operating point "
+            f"- {s.origin} files: confidence {meta.thresholds.get('confidence', '?')}, operating point "
             f"{meta.operating_point}{override}"
         )
     return lines
 
 
-def run_comparison(args: argparse.Namespace, scenes: list[Scene], header: list[str]) -> dict:
+def run_comparison(
+    args: argparse.Namespace, scenes: list[Scene], header: list[str], skips: list[str]
+) -> dict:
     systems, notes = [], []
     for family in args.detectors:
         options, setting = accuracy.family_options(
@@ -113,6 +130,11 @@ def run_comparison(args: argparse.Namespace, scenes: list[Scene], header: list[s
         found, missing = edgemask_systems(args.models, [family], args.formats, options, setting)
         systems += found
         notes += missing
+    systems += detector_file_systems(
+        args.detector_files,
+        lambda family: accuracy.family_options(family, args.conf, args.detector_size, args.small_face_size),
+        accuracy.DEFAULT_SYSTEM.classifier_variant,
+    )
     peers = not args.no_peers
     built = build_systems(args.models, systems, args.threads, ("batch",) if peers else (), peers)
     evaluators, ms, timed = accuracy.compare(built, scenes, args.time_every)
@@ -134,12 +156,20 @@ def run_comparison(args: argparse.Namespace, scenes: list[Scene], header: list[s
         "mask_weared_incorrect and difficult faces ignored; FAR/FRR counted on the faces found",
         f"- ms/frame: mean over {timed} timed scenes (every {args.time_every}th), every system in turn, each "
         "timed call after an untimed one on that scene (the steady state of each frame size)",
-        *(f"- note: {n}" for n in notes + skip_notes()),
+        *(f"- note: {n}" for n in notes + skips),
         "",
         f"### End to end on {scenes_folder(args).name} ({len(scenes)} images"
         + (f", {accuracy.face_counts(any_summary)})" if any_summary else ")"),
         "",
         *accuracy.detection_table(summaries, ms, args.threads),
+        "",
+        "### Per class and by face width",
+        "",
+        "*recall and precision count each detection with the label edgemask gave it (a masked face called "
+        "no_mask is a miss of mask and a false no_mask); found counts a face whatever its label; "
+        "mask_weared_incorrect faces are ignored in both classes; (n): faces in the width bin*",
+        "",
+        *accuracy.per_class_table(summaries),
         "",
         f"### Classifiers alone on ground-truth crops (margin {args.crop_margin:g})",
         "",
@@ -150,8 +180,8 @@ def run_comparison(args: argparse.Namespace, scenes: list[Scene], header: list[s
         *checks,
     ]
     print("\n".join(out))
-    if args.plot:
-        plot_pr(*accuracy.pr_curves(evaluators), args.plot)
+    if plot := plot_path(args):
+        plot_pr(*accuracy.pr_curves(evaluators), plot, f"{scenes_folder(args).name}, {len(scenes)} scenes")
     return {
         "notes": notes,
         "detection": summaries,
@@ -193,7 +223,7 @@ def paired(variant: Variant, models: Path) -> str:
     return "" if classifier == variant else f" (classifier {classifier.name})"
 
 
-def run_sweep(args: argparse.Namespace, scenes: list[Scene], header: list[str]) -> dict:
+def run_sweep(args: argparse.Namespace, scenes: list[Scene], header: list[str], skips: list[str]) -> dict:
     variant = next(v for v in VARIANTS if v.name == args.sweep_format)
     settings, notes = sweep_settings(args, variant)
     if not settings:
@@ -214,7 +244,7 @@ def run_sweep(args: argparse.Namespace, scenes: list[Scene], header: list[str]) 
     classic = "not known" if classic_ms is None else f"{classic_ms:.1f} ms/frame ({source})"
     out = [
         *header,
-        *(f"- note: {n}" for n in notes + skip_notes()),
+        *(f"- note: {n}" for n in notes + skips),
         f"- classic recipe (cv2.dnn + Keras predict per face, 1 thread): {classic}",
         "",
         f"### Sweep: edgemask {variant.name} pipelines{paired(variant, args.models)} on "
@@ -250,17 +280,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.no_peers and not (args.sweep and args.classic_ms is not None):
         require_peers(parser)
+    if len({p.name for p in args.detector_files}) < len(args.detector_files):
+        parser.error("--detector-files: the files need distinct names, the tables name them by it")
     if args.quick:
         args.limit = QUICK_SCENES
-    scenes = list(load_scenes(scenes_folder(args), limit=args.limit))
+    loaded = load_scenes(scenes_folder(args), limit=args.limit)
+    scenes = list(loaded)
     if not scenes:
         raise SystemExit(f"no readable scenes in {scenes_folder(args)}")
     machine = describe()
     header = ["## Accuracy", "", header_markdown(machine), ""]
-    result = run_sweep(args, scenes, header) if args.sweep else run_comparison(args, scenes, header)
+    run = run_sweep if args.sweep else run_comparison
+    result = run(args, scenes, header, skip_lines(loaded.skipped))
     result["machine"] = machine
     result["settings"] = vars(args)
-    result["scene_skips"] = dict(SCENE_SKIPS)
+    result["scene_skips"] = dict(loaded.skipped)
     if args.json_out:
         write_json(args.json_out, result)
     return 0

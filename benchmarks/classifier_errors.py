@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     sets: dict[str, dict[str, list]] = {
         k: {"crop": [], "truth": [], "width": []} for k in ("truth", "detector", "aligned")
     }
-    for scene in load_scenes(args.voc):
+    scenes = load_scenes(args.voc)
+    for scene in scenes:
         h, w = scene.image.shape[:2]
         keep = np.flatnonzero(scene.labels >= 0)
         for i, box in zip(keep, face_crop_boxes(scene.boxes[keep], 0.0, w, h), strict=True):
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                 sets[name]["width"].append(width)
     if cache is not None:
         cache.save()
-    report = {"model": str(args.model), "input_size": clf.input_size}
+    report = {"model": str(args.model), "input_size": clf.input_size, "scene_skips": dict(scenes.skipped)}
     for name, s in sets.items():
         if not s["crop"]:
             continue

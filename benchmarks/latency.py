@@ -43,7 +43,7 @@ from edgemask.evaluation.systems import (
     edgemask_systems,
     require_peers,
 )
-from edgemask.evaluation.voc import SCENE_SKIPS, load_scenes
+from edgemask.evaluation.voc import load_scenes, skip_lines
 
 VARIANT_NAMES = [v.name for v in VARIANTS]
 CLASSIC = CLASSIC_NAMES["predict"]
@@ -113,8 +113,10 @@ def e2e_systems(args: argparse.Namespace) -> tuple[list[EdgemaskSystem], list[st
 
 
 def end_to_end(args: argparse.Namespace, folder: Path) -> tuple[list[dict], dict, list[str]]:
-    scenes = list(load_scenes(folder, limit=args.frames, min_faces=args.min_faces))
+    loaded = load_scenes(folder, limit=args.frames, min_faces=args.min_faces)
+    scenes = list(loaded)
     systems, notes = e2e_systems(args)
+    notes += skip_lines(loaded.skipped)
     peers = not args.no_peers
     built = build_systems(args.models, systems, args.e2e_threads, ("predict", "call") if peers else (), peers)
     if not built or not scenes:
@@ -152,9 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "machine": machine,
         "settings": vars(args),
-        "notes": notes
-        + e2e_notes
-        + [f"skipped while loading scenes: {n} × {w}" for w, n in SCENE_SKIPS.items()],
+        "notes": notes + e2e_notes,
         "models": models,
         "fastest": latency.fastest_lines(models),
         "classifier_overhead": overhead,

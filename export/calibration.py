@@ -111,13 +111,13 @@ def scene_crop_calibration(folder: str | os.PathLike, size: int, limit: int, see
     clamped by the runtime's crop rule; the scene loader skips (and counts) bad scenes and boxes."""
     from edgemask.core.ops.boxes import crop, face_crop_boxes
     from edgemask.core.pipeline import DEFAULT_MARGIN
-    from edgemask.evaluation.voc import SCENE_SKIPS, load_scenes
+    from edgemask.evaluation.voc import load_scenes
 
     folder = Path(folder)
-    before = sum(SCENE_SKIPS.values())
     faces: list[np.ndarray] = []
     scenes = 0
-    for scene in load_scenes(folder, min_faces=1):
+    loaded = load_scenes(folder, min_faces=1)
+    for scene in loaded:
         h, w = scene.image.shape[:2]
         faces += [
             classifier_input(crop(scene.image, b), size)
@@ -132,4 +132,4 @@ def scene_crop_calibration(folder: str | os.PathLike, size: int, limit: int, see
         log.warning(
             "calibration: only %d face crops from %s (want at least %d)", len(samples), folder, MIN_IMAGES
         )
-    return Calibration(samples, folder, scenes, sum(SCENE_SKIPS.values()) - before)
+    return Calibration(samples, folder, scenes, sum(loaded.skipped.values()))

@@ -93,21 +93,19 @@ def scored_faces(scenes_dir: Path, n: int) -> int:
 
 
 def test_accuracy_quick(tmp_path: Path, scenes_dir: Path):
-    out, png = tmp_path / "accuracy.json", tmp_path / "pr.png"
+    out, png = tmp_path / "accuracy.json", tmp_path / "accuracy.pr.png"  # the PNG goes beside the JSON
     default = default_system()  # what edgemask-run runs on this CPU: its files' variant is scored too
     formats = sorted({*INT8[1:], default.variant.name})
+    # The default's own detector file, given by path, must score exactly as the committed system.
+    given = default.files(MODELS)[0]
     stdout = run_script(
-        "accuracy.py",
-        "--quick",
-        "--no-peers",
-        "--formats",
-        *formats,
-        "--json-out",
-        str(out),
-        "--plot",
-        str(png),
-    )
+        "accuracy.py", "--quick", "--no-peers", "--formats", *formats, "--json-out", str(out),
+        "--detector-files", str(given),
+    )  # fmt: skip
     result = json.loads(out.read_text())
+    assert result["detection"][f"edgemask {given.name}"] == result["detection"][default.name]
+    for label in ("mask", "no_mask"):
+        assert f"| {default.name} | {label} |" in stdout
     faces = scored_faces(scenes_dir, 2)
     for name, s in result["detection"].items():
         assert s["images"] == 2 and s["faces"] == faces, name

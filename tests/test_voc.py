@@ -8,7 +8,6 @@ import pytest
 
 from edgemask.assets import AssetError, dataset
 from edgemask.evaluation.voc import (
-    SCENE_SKIPS,
     VocError,
     iter_face_crops,
     iter_scenes,
@@ -85,15 +84,14 @@ def test_bad_boxes_and_unknown_classes_are_skipped_counted_and_clipped(scenes):
     (folder / "annotations" / "a.xml").unlink()
     cv2.imwrite(str(folder / "images" / "c.png"), np.zeros((30, 40, 3), np.uint8))
     (folder / "annotations" / "c.xml").write_text(BAD_BOXES)
-    before = SCENE_SKIPS.copy()
+    loaded = load_scenes(folder)
     with pytest.warns(UserWarning) as caught:
-        (scene,) = load_scenes(folder)
+        (scene,) = loaded
     # The box reaching past the corner is clipped to the image; the zero-width box, the box entirely
     # outside and the unknown class are skipped, each with a warning and a count.
     np.testing.assert_array_equal(scene.boxes, [[30, 20, 40, 30]])
     assert len(caught) == 3
-    gained = SCENE_SKIPS - before
-    assert gained == {"box without area in the image": 2, "unknown class": 1}
+    assert loaded.skipped == {"box without area in the image": 2, "unknown class": 1}
 
 
 def test_broken_annotation_and_missing_image_are_skipped_with_warning(scenes):
@@ -107,6 +105,39 @@ def test_broken_annotation_and_missing_image_are_skipped_with_warning(scenes):
     assert len(caught) == 2
     with pytest.raises(VocError):
         parse_annotation(folder / "annotations" / "broken.xml")
+
+
+def test_non_numeric_image_size_is_a_voc_error(scenes):
+    folder, _ = scenes
+    path = folder / "annotations" / "odd.xml"
+    path.write_text(XML.format(name="a.png").replace("<width>40</width>", "<width>wide</width>"))
+    with pytest.raises(VocError, match="non-numeric image size"):
+        parse_annotation(path)
+
+
+def test_every_kind_of_bad_scene_is_counted_by_the_loader_and_the_good_one_kept(scenes):
+    folder, _ = scenes
+    ann = folder / "annotations"
+    ann.joinpath("b_broken.xml").write_text("<annotation><size>")
+    ann.joinpath("c_size.xml").write_text(XML.format(name="a.png").replace("<height>30<", "<height>x<"))
+    ann.joinpath("d_orphan.xml").write_text(XML.format(name="nowhere.png"))
+    (folder / "images" / "e.png").write_bytes(b"not an image")
+    ann.joinpath("e.xml").write_text(XML.format(name="e.png"))
+    loaded = load_scenes(folder)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert [s.name for s in loaded] == ["a.png"]
+    assert loaded.skipped == {"unreadable annotation": 2, "image not found": 1, "unreadable image": 1}
+    assert len(caught) == 4
+
+
+def test_skips_after_the_limit_are_not_counted(scenes):
+    folder, _ = scenes
+    (folder / "images" / "z.png").write_bytes(b"")
+    (folder / "annotations" / "z.xml").write_text(XML.format(name="z.png"))
+    loaded = load_scenes(folder, limit=1)
+    assert [s.name for s in loaded] == ["a.png"] and loaded.skipped == {}
+    assert next(load_scenes(folder)).name == "a.png"  # the loader is an iterator, as before
 
 
 def test_folder_layout_is_checked(tmp_path):

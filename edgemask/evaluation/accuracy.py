@@ -20,14 +20,14 @@ from edgemask.core.classifier import MaskClassifier
 from edgemask.core.detectors import DetectorOptions
 from edgemask.core.formats import Variant
 from edgemask.core.ops.boxes import crop, face_crop_boxes
-from edgemask.evaluation.detection_metrics import DetectionEvaluator
+from edgemask.evaluation.detection_metrics import SIZE_BINS, DetectionEvaluator
 from edgemask.evaluation.frame_result import FrameResult
 from edgemask.evaluation.metrics import classification_metrics
 from edgemask.evaluation.report import num, pct, rate, table, verdict
 from edgemask.evaluation.systems import default_system
 from edgemask.evaluation.timing import frame_round
 from edgemask.evaluation.voc import Scene
-from edgemask.labels import LABELS
+from edgemask.labels import LABELS, short_name
 
 CROP_BATCH = 64
 DEFAULT_SYSTEM = default_system()
@@ -165,7 +165,7 @@ def target_lines(summaries: dict, default_name: str) -> list[str]:
 
 def detection_table(summaries: dict, ms: dict, threads: int) -> list[str]:
     columns = [
-        "system", "mAP@0.5", "AP mask", "AP no-mask", "faces found", "<16 px", "16-32 px", ">=32 px",
+        "system", "mAP@0.5", "AP mask", "AP no-mask", "faces found", *(f"{b} px" for b, _, _ in SIZE_BINS),
         "masked found", "precision", "FAR (found)", "FRR (found)", "found faces", f"ms/frame ({threads} thr)",
     ]  # fmt: skip
     rows = []
@@ -178,9 +178,7 @@ def detection_table(summaries: dict, ms: dict, threads: int) -> list[str]:
                 num(s["ap"]["with_mask"]),
                 num(s["ap"]["without_mask"]),
                 pct(s["recall"]),
-                pct(size["<16"]["recall"]),
-                pct(size["16-32"]["recall"]),
-                pct(size[">=32"]["recall"]),
+                *(pct(size[b]["recall"]) for b, _, _ in SIZE_BINS),
                 pct(s["recall_by_class"]["with_mask"]["recall"]),
                 pct(s["precision"]),
                 rate(found, 1),
@@ -190,6 +188,31 @@ def detection_table(summaries: dict, ms: dict, threads: int) -> list[str]:
             ]
         )
     return table(columns, rows)
+
+
+def per_class_table(summaries: dict) -> list[str]:
+    """Per system and class: AP, recall and precision with that label at the operating point, and the
+    share of the class's faces found whatever their label, overall and by width."""
+    columns = [
+        "system", "class", "AP@0.5", "recall", "precision", "found (any label)",
+        *(f"found {b} px" for b, _, _ in SIZE_BINS),
+    ]  # fmt: skip
+    rows = []
+    for name, s in summaries.items():
+        for label in LABELS:
+            rates, size = s["per_class"][label], s["recall_by_class_and_size"][label]
+            rows.append(
+                [
+                    name,
+                    short_name(label),
+                    num(s["ap"][label]),
+                    f"{pct(rates['recall'])} ({rates['true_positives']}/{rates['faces']})",
+                    f"{pct(rates['precision'])} ({rates['true_positives']}/{rates['detections']})",
+                    pct(s["recall_by_class"][label]["recall"]),
+                    *(f"{pct(size[b]['recall'])} ({size[b]['faces']})" for b, _, _ in SIZE_BINS),
+                ]
+            )
+    return table(columns, rows, left=2)
 
 
 def crops_table(results: dict) -> list[str]:

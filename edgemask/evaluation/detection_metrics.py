@@ -1,6 +1,6 @@
 """Detection quality against PASCAL VOC boxes, in pure numpy: face recall (overall, by face size and by
-class: masked people must be found too), precision, AP per class and mAP at IoU 0.5, and the mask errors
-(FAR, FRR) on the faces that were found.
+class: masked people must be found too), precision, AP, recall and precision per class and mAP at IoU 0.5,
+and the mask errors (FAR, FRR) on the faces that were found.
 
 The protocol is PASCAL VOC's: detections are taken best score first; each one is matched to the
 ground-truth box it overlaps most (IoU without VOC's +1 pixel, as
@@ -9,6 +9,12 @@ that box makes it a true positive, unless the box was already taken (a duplicate
 *ignored* (``mask_weared_incorrect``, VOC ``difficult``): then the detection is neither hit nor miss, and
 the ignored box is never a miss either. AP is the all-point interpolated area under the precision-recall
 curve (VOC 2010 and later); mAP is the mean over ``LABELS``.
+
+Per class, a detection's class is the label edgemask gave it and a ground-truth box's class its VOC name
+(``with_mask`` is ``mask``, ``without_mask`` is ``no_mask``). A ``mask_weared_incorrect`` face belongs to
+neither: it is ignored for every class, so whatever a detection on it is called, it is neither hit nor
+miss. It is half a mask, and either label is defensible; scoring it as one would move the overall numbers
+with a labelling choice rather than with the detector.
 """
 
 from __future__ import annotations
@@ -24,7 +30,12 @@ from edgemask.labels import IGNORE, LABELS
 
 TP, FP, IGNORED = 1, 0, -1
 """Outcome of one detection."""
-SIZE_BINS = (("<16", 0.0, 16.0), ("16-32", 16.0, 32.0), (">=32", 32.0, float("inf")))
+SIZE_BINS = (
+    ("<16", 0.0, 16.0),
+    ("16-32", 16.0, 32.0),
+    ("32-64", 32.0, 64.0),
+    (">=64", 64.0, float("inf")),
+)
 """Face-size bins by ground-truth box width in image pixels: ``low <= width < high``."""
 
 
@@ -81,6 +92,33 @@ def average_precision(recall: np.ndarray, precision: np.ndarray) -> float:
 
 def _ratio(num: float, den: float) -> float:
     return float(num) / float(den) if den else float("nan")
+
+
+def recall_by_size(
+    widths: np.ndarray, found: np.ndarray, bins: Sequence[tuple[str, float, float]] = SIZE_BINS
+) -> dict[str, dict]:
+    """``{bin: {"recall", "faces"}}``: the share of the faces of each width bin that were found."""
+    widths = np.asarray(widths, dtype=np.float64)
+    found = np.asarray(found, dtype=bool)
+    out = {}
+    for name, low, high in bins:
+        in_bin = (widths >= low) & (widths < high)
+        out[name] = {"recall": _ratio(found[in_bin].sum(), in_bin.sum()), "faces": int(in_bin.sum())}
+    return out
+
+
+def class_rates(hits: np.ndarray, n_positives: int) -> dict:
+    """Recall and precision of one class at the operating point, from the outcome of each detection given
+    that label (ignored ones left out): every reported detection counts, whatever its score."""
+    hits = np.asarray(hits, dtype=bool)
+    tp = int(hits.sum())
+    return {
+        "recall": _ratio(tp, n_positives),
+        "precision": _ratio(tp, len(hits)),
+        "true_positives": tp,
+        "detections": len(hits),
+        "faces": int(n_positives),
+    }
 
 
 @dataclass
@@ -169,10 +207,6 @@ class DetectionEvaluator:
         found = np.asarray(self.gt_found, dtype=bool)
         outcomes = np.asarray(self.face_outcomes)
         tp, fp = int((outcomes == TP).sum()), int((outcomes == FP).sum())
-        by_size = {}
-        for name, low, high in SIZE_BINS:
-            in_bin = (widths >= low) & (widths < high)
-            by_size[name] = {"recall": _ratio(found[in_bin].sum(), in_bin.sum()), "faces": int(in_bin.sum())}
         classes = np.asarray(self.gt_classes, dtype=np.int64)
         by_class = {
             name: {
@@ -192,9 +226,17 @@ class DetectionEvaluator:
             "ignored_faces": self.ignored_gt,
             "detections": len(outcomes),
             "recall": _ratio(found.sum(), len(found)),
-            "recall_by_size": by_size,
+            "recall_by_size": recall_by_size(widths, found),
             "recall_by_class": by_class,
+            "recall_by_class_and_size": {
+                name: recall_by_size(widths[classes == c], found[classes == c])
+                for c, name in enumerate(self.labels)
+            },
             "precision": _ratio(tp, tp + fp),
+            "per_class": {
+                name: class_rates(np.asarray(self.class_hits.get(c, [])), self.class_positives.get(c, 0))
+                for c, name in enumerate(self.labels)
+            },
             "ap": ap,
             "map": float(np.mean(list(ap.values()))),
             "found_faces": {k: mask_errors[k] for k in ("n", "accuracy", "far", "frr", "confusion")},

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemask.labels import LABELS
+from edgemask.labels import LABELS, short_name
 
 
 def plain(obj):
@@ -71,22 +71,38 @@ def _pyplot():
     return plt
 
 
-def plot_pr(curves: dict[str, dict[str, tuple]], ap: dict[str, dict], path: Path) -> None:
-    """Precision-recall per class: ``curves[system][label] = (recall, precision)``, ``ap[system][label]``."""
+LINE_STYLES = ("-", "--", "-.", ":")
+"""Systems that score alike (one family's file variants) draw on top of each other: the dash tells them
+apart where the colour is hidden."""
+
+
+def plot_pr(curves: dict[str, dict[str, tuple]], ap: dict[str, dict], path: Path, title: str = "") -> None:
+    """Precision-recall per class: ``curves[system][label] = (recall, precision)``, ``ap[system][label]``.
+    Each curve ends at the system's operating point (every face it reports), marked with a dot."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(LABELS), figsize=(13, 5.5), dpi=110, sharey=True)
-    for name, per_label in curves.items():
+    fig, axes = plt.subplots(1, len(LABELS), figsize=(14, 6.5), dpi=110, sharey=True)
+    for i, (name, per_label) in enumerate(curves.items()):
+        style = {"color": f"C{i % 10}", "linestyle": LINE_STYLES[i % len(LINE_STYLES)], "linewidth": 1.6}
         for ax, label in zip(axes, LABELS, strict=True):
             recall, precision = per_label[label]
-            ax.plot(recall, precision, label=f"{name} (AP {num(ap[name][label])})")
+            line_label = f"{name}: AP {num(ap[name][label])}"
+            ax.plot(recall, precision, label=line_label, **style)
+            if len(recall):
+                ax.plot(recall[-1], precision[-1], "o", color=style["color"], markersize=4)
     for ax, label in zip(axes, LABELS, strict=True):
-        ax.set_title(f"{label}: precision-recall at IoU 0.5")
-        ax.set_xlabel("recall")
+        ax.set_title(f"{short_name(label)} ({label})", fontsize=12)
+        ax.set_xlabel("recall (share of the class's faces found with that label)", fontsize=10)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6, loc="lower left")
-    axes[0].set_ylabel("precision")
+        ax.legend(fontsize=8, loc="lower left", framealpha=0.9)
+    axes[0].set_ylabel("precision", fontsize=10)
+    fig.suptitle(
+        (f"{title}: " if title else "")
+        + "precision-recall per class at IoU 0.5, ranked by face score × class probability; "
+        "dot = operating point",
+        fontsize=11,
+    )
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -22,6 +22,7 @@ from edgemask.core.formats import (
     Variant,
     default_precision,
 )
+from edgemask.core.metadata import MetadataError, first_line, read_metadata
 from edgemask.core.pipeline import DEFAULT_MARGIN, Pipeline, PipelineOptions
 from edgemask.evaluation.peers import AizooDetector, ClassicRecipe
 from edgemask.extras import missing_extra
@@ -64,9 +65,72 @@ class EdgemaskSystem:
     def missing(self, models_dir: Path) -> list[str]:
         return [p.name for p in self.files(models_dir) if not p.is_file()]
 
+    @property
+    def origin(self) -> str:
+        """What sets its operating point: the family (all committed files of a family share one)."""
+        return self.detector
+
     def pipeline(self, models_dir: Path, threads: int) -> Pipeline:
         options = PipelineOptions(self.options, margin=self.margin, threads=threads)
         return Pipeline.from_paths(*self.files(models_dir), options)
+
+
+@dataclass(frozen=True)
+class DetectorFileSystem(EdgemaskSystem):
+    """The pipeline with a detector file given by path (a fine-tuned YuNet, say) instead of the committed
+    one, and the committed classifier of ``classifier_variant``: scored side by side with the stock files."""
+
+    detector_file: Path = Path()
+
+    @property
+    def name(self) -> str:
+        return f"edgemask {self.detector_file.name}" + (f", {self.setting}" if self.setting else "")
+
+    @property
+    def origin(self) -> str:
+        return self.detector_file.name
+
+    def files(self, models_dir: Path) -> tuple[Path, Path]:
+        classifier = self.classifier_variant or DEFAULT_VARIANT
+        return self.detector_file, classifier.path(models_dir, "classifier")
+
+
+def detector_file(text: str) -> Path:
+    """An argparse type: an existing ``.tflite``/``.onnx`` face-detector file of a family edgemask knows,
+    checked from its metadata before any work starts."""
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text}: no such file")
+    try:
+        meta = read_metadata(path)
+    except MetadataError as e:
+        raise argparse.ArgumentTypeError(first_line(e)) from None
+    if meta.task != "detect" or meta.family not in DETECTORS:
+        raise argparse.ArgumentTypeError(f"{text}: not a face detector file (family {meta.family!r})")
+    return path
+
+
+def detector_file_systems(
+    paths: Sequence[Path], options: Callable[[str], tuple[DetectorOptions, str]], classifier: Variant
+) -> list[DetectorFileSystem]:
+    """One system per detector file, each with ``options(family)`` (overrides and their table name) and the
+    ``classifier`` variant's committed file. Tables name each by its file name."""
+    systems = []
+    for path in paths:
+        meta = read_metadata(path)
+        family_options, setting = options(meta.family)
+        variant = Variant(path.suffix.lstrip("."), meta.precision)
+        systems.append(
+            DetectorFileSystem(
+                meta.family,
+                variant,
+                family_options,
+                setting,
+                classifier_variant=classifier,
+                detector_file=path,
+            )
+        )
+    return systems
 
 
 def classifier_for(variant: Variant, models_dir: Path) -> Variant:

@@ -3,8 +3,8 @@ of training, export and the benchmarks) and cut ground-truth face crops.
 
 Boxes are VOC pixel corners ``[xmin, ymin, xmax, ymax]``; crops go through the runtime's own crop rule
 (:func:`edgemask.core.ops.boxes.face_crop_boxes`). Bad input never stops a run: unreadable annotations,
-missing or undecodable images, unknown classes and boxes outside the image are skipped with a warning
-and counted in :data:`SCENE_SKIPS`.
+missing or undecodable images, unknown classes and boxes with no area inside the image are skipped with a
+warning and counted in the ``skipped`` Counter of the :class:`Scenes` that :func:`load_scenes` returns.
 """
 
 from __future__ import annotations
@@ -85,12 +85,11 @@ def parse_annotation(path: str | os.PathLike) -> VocAnnotation:
                 difficult=difficult is not None and (difficult.text or "0").strip() == "1",
             )
         )
-    return VocAnnotation(
-        filename=_text(root, "filename", source),
-        width=int(float(_text(size, "width", source))),
-        height=int(float(_text(size, "height", source))),
-        objects=tuple(objects),
-    )
+    try:
+        width, height = (int(float(_text(size, k, source))) for k in ("width", "height"))
+    except ValueError as e:
+        raise VocError(f"{source}: non-numeric image size ({e})") from e
+    return VocAnnotation(_text(root, "filename", source), width, height, tuple(objects))
 
 
 @dataclass
@@ -99,10 +98,12 @@ class VocScene:
     annotation: VocAnnotation
 
 
-def iter_scenes(folder: str | os.PathLike) -> Iterator[VocScene]:
+def iter_scenes(folder: str | os.PathLike, skipped: Counter[str] | None = None) -> Iterator[VocScene]:
     """Scenes of ``folder`` (``annotations/*.xml`` naming files in ``images/``), sorted by annotation name.
 
-    Unparseable annotations and annotations whose image is missing are skipped with a warning."""
+    Unparseable annotations and annotations whose image is missing are skipped with a warning and
+    counted by reason in ``skipped`` when it is given."""
+    skipped = Counter() if skipped is None else skipped
     folder = Path(folder)
     ann_dir, img_dir = folder / "annotations", folder / "images"
     if not ann_dir.is_dir() or not img_dir.is_dir():
@@ -111,21 +112,17 @@ def iter_scenes(folder: str | os.PathLike) -> Iterator[VocScene]:
         try:
             ann = parse_annotation(xml)
         except VocError as e:
-            SCENE_SKIPS["unreadable annotation"] += 1
+            skipped["unreadable annotation"] += 1
             warnings.warn(f"skipping annotation: {e}", stacklevel=2)
             continue
         image_path = img_dir / ann.filename
         if not image_path.is_file():
             image_path = img_dir / (xml.stem + Path(ann.filename).suffix)
         if not image_path.is_file():
-            SCENE_SKIPS["image not found"] += 1
+            skipped["image not found"] += 1
             warnings.warn(f"skipping {xml.name}: image {ann.filename} not found", stacklevel=2)
             continue
         yield VocScene(image_path, ann)
-
-
-SCENE_SKIPS = Counter()
-"""Why annotated faces and scenes were left out, since the process started (reported by the callers)."""
 
 
 @dataclass(frozen=True)
@@ -142,54 +139,86 @@ class Scene:
     labels: np.ndarray
 
 
-def usable_objects(annotation: VocAnnotation, width: int, height: int, source: str) -> list[VocObject]:
-    """The annotation's faces, clipped to the image; unknown classes and boxes with no area inside the
-    image are skipped with a warning and counted in :data:`SCENE_SKIPS`."""
-    kept = []
+def usable_objects(
+    annotation: VocAnnotation, width: int, height: int, source: str
+) -> tuple[list[VocObject], Counter[str]]:
+    """The annotation's faces clipped to the image, and why the others were left out: unknown classes and
+    boxes with no area inside the image (zero size, inverted, or wholly outside) are skipped with a
+    warning. A box reaching past the border is clipped, not skipped: the face is in the picture."""
+    kept, skipped = [], Counter()
     for obj in annotation.objects:
         if obj.name not in VOC_CLASSES:
-            SCENE_SKIPS["unknown class"] += 1
+            skipped["unknown class"] += 1
             warnings.warn(f"{source}: skipping a box of unknown class {obj.name!r}", stacklevel=3)
             continue
         x1, y1, x2, y2 = obj.box
         box = (max(0.0, x1), max(0.0, y1), min(float(width), x2), min(float(height), y2))
         if box[2] <= box[0] or box[3] <= box[1]:
-            SCENE_SKIPS["box without area in the image"] += 1
+            skipped["box without area in the image"] += 1
             warnings.warn(f"{source}: skipping box {obj.box} (no area inside the image)", stacklevel=3)
             continue
         kept.append(VocObject(obj.name, box, obj.difficult))
-    return kept
+    return kept, skipped
 
 
-def load_scenes(folder: str | os.PathLike, limit: int | None = None, min_faces: int = 0) -> Iterator[Scene]:
-    """The one scene loader: decoded scenes of a VOC folder in name order, with at least ``min_faces``
-    usable faces, at most ``limit`` of them. Unreadable images are skipped with a warning (and counted
-    in :data:`SCENE_SKIPS`), as are the bad annotations of :func:`iter_scenes` and :func:`usable_objects`."""
-    count = 0
-    for voc in iter_scenes(folder):
-        if limit is not None and count >= limit:
-            return
-        if len(voc.annotation.objects) < min_faces:
-            continue
-        try:
-            image = read_image(voc.image_path)
-        except ImageError as e:
-            SCENE_SKIPS["unreadable image"] += 1
-            warnings.warn(f"skipping scene: {e}", stacklevel=2)
-            continue
-        objects = usable_objects(voc.annotation, image.shape[1], image.shape[0], voc.image_path.name)
-        if len(objects) < min_faces:
-            continue
-        count += 1
-        labels = [LABELS.index(o.name) if o.name in LABELS and not o.difficult else IGNORE for o in objects]
-        yield Scene(
-            voc.image_path.name,
-            voc.image_path,
-            image,
-            np.array([o.box for o in objects], np.float64).reshape(-1, 4),
-            tuple(o.name for o in objects),
-            np.array(labels, np.int64),
-        )
+class Scenes(Iterator[Scene]):
+    """Decoded scenes of a VOC folder in name order, read one at a time (a training set does not fit in
+    memory at once); ``skipped`` counts by reason the scenes and boxes left out so far, so it is complete
+    once the scenes have been read to the end."""
+
+    def __init__(self, folder: str | os.PathLike, limit: int | None = None, min_faces: int = 0) -> None:
+        self.folder = Path(folder)
+        self.skipped: Counter[str] = Counter()
+        self._scenes = self._read(limit, min_faces)
+
+    def __next__(self) -> Scene:
+        return next(self._scenes)
+
+    def _read(self, limit: int | None, min_faces: int) -> Iterator[Scene]:
+        count = 0
+        for voc in iter_scenes(self.folder, self.skipped):
+            if limit is not None and count >= limit:
+                return
+            if len(voc.annotation.objects) < min_faces:
+                continue
+            try:
+                image = read_image(voc.image_path)
+            except ImageError as e:
+                self.skipped["unreadable image"] += 1
+                warnings.warn(f"skipping scene: {e}", stacklevel=3)
+                continue
+            objects, left_out = usable_objects(
+                voc.annotation, image.shape[1], image.shape[0], voc.image_path.name
+            )
+            self.skipped.update(left_out)
+            if len(objects) < min_faces:
+                continue
+            count += 1
+            yield _scene(voc.image_path, image, objects)
+
+
+def _scene(path: Path, image: np.ndarray, objects: list[VocObject]) -> Scene:
+    labels = [LABELS.index(o.name) if o.name in LABELS and not o.difficult else IGNORE for o in objects]
+    return Scene(
+        path.name,
+        path,
+        image,
+        np.array([o.box for o in objects], np.float64).reshape(-1, 4),
+        tuple(o.name for o in objects),
+        np.array(labels, np.int64),
+    )
+
+
+def load_scenes(folder: str | os.PathLike, limit: int | None = None, min_faces: int = 0) -> Scenes:
+    """The one scene loader: the scenes of a VOC folder with at least ``min_faces`` usable faces, at most
+    ``limit`` of them. Bad annotations, images and boxes are skipped with a warning and counted in the
+    result's ``skipped`` (:class:`Scenes`)."""
+    return Scenes(folder, limit, min_faces)
+
+
+def skip_lines(skipped: Counter[str]) -> list[str]:
+    """One line per reason, for the callers' reports."""
+    return [f"skipped while loading scenes: {n} × {why}" for why, n in sorted(skipped.items())]
 
 
 @dataclass(frozen=True)

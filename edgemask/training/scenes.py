@@ -24,7 +24,7 @@ from edgemask.assets import file_digest
 from edgemask.core.ops.boxes import crop, face_crop_boxes
 from edgemask.core.ops.image import classifier_input
 from edgemask.evaluation.detection_metrics import TP, match_detections
-from edgemask.evaluation.voc import Scene, load_scenes
+from edgemask.evaluation.voc import Scene, load_scenes, skip_lines
 from edgemask.labels import INCORRECT, LABELS
 from edgemask.training.data import DataError, Faces
 
@@ -229,6 +229,8 @@ def load_scene_crops(
     finally:
         if cache:
             cache.save()
+    for line in skip_lines(scenes.skipped):
+        log.warning("%s: %s", folder, line)
     if not rows:
         raise DataError(f"{folder}: no usable annotated faces")
     images, labels, widths, kinds = zip(*rows, strict=True)
