@@ -13,28 +13,10 @@ from runtime_fakes import FakePipeline
 from test_sources import write_bad_and_odd_images
 
 from edgemask.app.cli import main
-from edgemask.app.outfiles import inside, safe_name, write_new
+from edgemask.app.outfiles import inside, write_new
 from edgemask.app.sorting import FIELDS, LOCK_FILE, MANIFEST, FaceSorter, SortLock, read_manifest
 from edgemask.assets import file_digest
 from edgemask.core.pipeline import Face
-
-
-@pytest.mark.parametrize(
-    ("name", "safe"),
-    [
-        ("../x.jpg", "x.jpg"),
-        ("../../etc/passwd", "etc__passwd"),
-        ("/abs/path/img.png", "abs__path__img.png"),
-        ("..\\..\\win.jpg", "win.jpg"),
-        ("sub/dir/a b#c.jpg", "sub__dir__a_b_c.jpg"),
-        (".hidden", "hidden"),
-        ("..", "unnamed"),
-        ("", "unnamed"),
-        ("x\n../y", "x_..__y"),
-    ],
-)
-def test_safe_name(name: str, safe: str) -> None:
-    assert safe_name(name) == safe
 
 
 def test_inside_refuses_escapes(tmp_path: Path) -> None:
