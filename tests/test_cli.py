@@ -68,6 +68,10 @@ def test_help_is_grouped_with_examples(capsys) -> None:
     ):
         assert heading in out
     assert "edgemask-run --camera picam" in out
+    flat = " ".join(out.split())
+    assert "the int8 files" not in flat
+    here = f"(here: yunet {default_precision('yunet')},"
+    assert f"auto: the file measured fastest on this kind of CPU {here}" in flat
 
 
 def test_camera_and_source_are_exclusive_and_one_is_required(capsys) -> None:
@@ -116,6 +120,21 @@ def test_missing_model_names_the_file_and_the_fix(tmp_path: Path, monkeypatch, c
     assert f"detector model not found: {tmp_path / 'mine.tflite'}" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("flag", "name", "message"),
+    [
+        ("--detector", "yunett", "unknown detector 'yunett'; choose one of yunet, res10 (or give a model"),
+        ("--detector", "classifier", "unknown detector 'classifier'; choose one of yunet, res10"),
+        ("--classifier", "mobilenet", "unknown classifier 'mobilenet'; choose one of classifier (or give"),
+    ],
+)
+def test_a_mistyped_model_name_lists_the_choices(tmp_path: Path, flag, name, message, capsys) -> None:
+    (tmp_path / "a.jpg").write_bytes(b"")
+    assert main(["--source", str(tmp_path / "a.jpg"), flag, name]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {message}" in err and err.count("\n") == 1
+
+
 def test_models_env_overrides_the_repo_folder(tmp_path: Path, monkeypatch) -> None:
     (tmp_path / "mask_classifier_int8.onnx").write_bytes(b"x")
     monkeypatch.setenv(MODELS_ENV, str(tmp_path))
@@ -161,6 +180,17 @@ def test_save_folder_never_overwrites(tmp_path: Path, capsys) -> None:
     assert {n: (out / n).read_bytes() for n in first} == first
     annotated = cv2.imread(str(out / "a.png"))
     assert tuple(annotated[3 * 30 // 4 - 1, 40 // 2]) == (60, 180, 40)  # bottom edge of the green "mask" box
+
+
+def test_save_keeps_names_in_any_script(tmp_path: Path, capsys) -> None:
+    (tmp_path / "in" / "отпуск").mkdir(parents=True)
+    png = cv2.imencode(".png", np.full((30, 40, 3), 200, np.uint8))[1]
+    for name in ("фото 1 ✓.png", "отпуск/写真:1.png"):
+        (tmp_path / "in" / name).write_bytes(png.tobytes())
+    out = tmp_path / "out"
+    assert run(["--source", str(tmp_path / "in"), "--save", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["отпуск__写真_1.png", "фото 1 ✓.png"]
+    assert f"saved 2 annotated image(s) to {out}" in capsys.readouterr().err
 
 
 def test_save_single_image_gets_a_numbered_name(tmp_path: Path, capsys) -> None:
