@@ -330,6 +330,15 @@ def test_camera_that_cannot_be_opened_exits_2(monkeypatch, capsys) -> None:
     assert "error: camera 3 cannot be opened" in capsys.readouterr().err
 
 
+@pytest.mark.skipif(Path("/dev/video7").exists(), reason="this machine has a /dev/video7")
+def test_a_missing_camera_is_one_line_without_opencv_warnings(capfd) -> None:
+    level = cv2.utils.logging.getLogLevel()
+    assert run(["--camera", "7"]) == 2
+    err = capfd.readouterr().err
+    assert err.splitlines() == [err.strip()] and "error: camera 7 cannot be opened" in err
+    assert cv2.utils.logging.getLogLevel() == level
+
+
 def test_picam_without_picamera2_exits_2(monkeypatch, capsys) -> None:
     monkeypatch.setitem(__import__("sys").modules, "picamera2", None)
     assert run(["--camera", "picam"]) == 2
