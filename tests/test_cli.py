@@ -106,6 +106,17 @@ def test_json_lines_for_a_folder_of_awkward_images(tmp_path: Path, scenes_dir: P
     assert "skipped 1: zero-byte file" in captured.err
 
 
+def test_a_jpeg_without_a_suffix_is_processed_and_a_readme_skipped(tmp_path: Path, capsys) -> None:
+    (tmp_path / "IMG_0001").write_bytes(
+        cv2.imencode(".jpg", np.full((30, 40, 3), 200, np.uint8))[1].tobytes()
+    )
+    (tmp_path / "README.txt").write_text("photos from the door camera")
+    assert run(["--source", str(tmp_path), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert [r["source"] for r in check_json_lines(captured.out)] == [str(tmp_path / "IMG_0001")]
+    assert "1 images processed" in captured.err and "skipped 1: not an image file" in captured.err
+
+
 def test_missing_model_names_the_file_and_the_fix(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.setenv(MODELS_ENV, str(tmp_path))
     (tmp_path / "a.jpg").write_bytes(b"")

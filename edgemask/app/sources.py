@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from edgemask.app.camera import Backoff, LatestFrameReader, open_capture
-from edgemask.core.imageio import IMAGE_SUFFIXES, ImageError, read_image
+from edgemask.core.imageio import ImageError, is_image_file, read_image
 from edgemask.core.ops.image import to_bgr8
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
@@ -114,7 +114,7 @@ class ImageFiles(Source):
     def __iter__(self) -> Iterator[Frame | Skipped]:
         for index, path in enumerate(self.paths):
             key = self.key(path)
-            if self.skip is not None and is_image_name(path) and self.skip(path, key):
+            if self.skip is not None and is_image_file(path) and self.skip(path, key):
                 yield Skipped(str(path), ALREADY_DONE, index)
                 continue
             image, reason = load_image(path)
@@ -124,13 +124,9 @@ class ImageFiles(Source):
                 yield Frame(image, index, str(path), key)
 
 
-def is_image_name(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES
-
-
 def load_image(path: Path) -> tuple[np.ndarray | None, str]:
     """``(image, "")`` or ``(None, reason)`` with one of this module's skip reasons."""
-    if not is_image_name(path):
+    if not is_image_file(path):
         return None, NOT_AN_IMAGE
     try:
         if path.stat().st_size == 0:
