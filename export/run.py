@@ -11,13 +11,18 @@ from pathlib import Path
 from tqdm import tqdm
 
 from edgemask.core.backends import BackendError
-from edgemask.core.detectors import default_passes, res10, yunet
+from edgemask.core.detectors import res10, yunet
 from edgemask.core.formats import FORMATS, MODELS, model_filename
 from edgemask.core.metadata import MetadataError
 from edgemask.evaluation.voc import Scene, load_scenes
 from edgemask.export import onnx as onnx_export
 from edgemask.export import tflite as tflite_export
-from edgemask.export.calibration import Calibration, classifier_calibration, detector_calibration
+from edgemask.export.calibration import (
+    Calibration,
+    classifier_calibration,
+    detector_calibration,
+    runtime_passes,
+)
 from edgemask.export.gate import CANDIDATE_SLACK, Check, DetectorGate, check_classifier
 from edgemask.export.reference import (
     KerasReference,
@@ -97,7 +102,7 @@ class ExportRun:
             ]
             if model in int8:
                 run.calibration[model] = detector_calibration(
-                    paths.calib_detector, model, options.calib_images
+                    paths.calib_detector, run.sources[model][0].meta, options.calib_images
                 )
             scenes = scenes or list(load_scenes(paths.gate_scenes, limit))
             if not scenes:
@@ -208,7 +213,7 @@ class ExportRun:
             first = self.sources[model][0]
             row = Check(path.name, gate.reference.name, path.stat().st_size)
             scene = gate.scenes[0].image
-            passes = default_passes(first.meta.family, scene)
+            passes = runtime_passes(first.meta, scene)
             row.ms = median_ms(run_passes, gate.reference, passes, runs=10)
             rows.append(row)
         if self.keras is not None:
