@@ -19,7 +19,7 @@ from edgemask.app import cli
 from edgemask.app.camera import CameraError
 from edgemask.app.cli import main
 from edgemask.app.models import MODELS_ENV, model_dirs, resolve_model
-from edgemask.app.sorting import LOCK_FILE
+from edgemask.app.sorting.manifest import LOCK_FILE
 from edgemask.core.formats import MODELS, default_precision
 
 JSON_KEYS = {"source", "frame", "width", "height", "faces", "ms"}
@@ -114,7 +114,7 @@ def test_a_jpeg_without_a_suffix_is_processed_and_a_readme_skipped(tmp_path: Pat
     assert run(["--source", str(tmp_path), "--json"]) == 0
     captured = capsys.readouterr()
     assert [r["source"] for r in check_json_lines(captured.out)] == [str(tmp_path / "IMG_0001")]
-    assert "1 images processed" in captured.err and "skipped 1: not an image file" in captured.err
+    assert "1 image processed" in captured.err and "skipped 1: not an image file" in captured.err
 
 
 def test_missing_model_names_the_file_and_the_fix(tmp_path: Path, monkeypatch, capsys) -> None:
