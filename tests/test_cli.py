@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -15,7 +16,7 @@ import pytest
 from runtime_fakes import FakeCapture, FakePicamera2, FakePipeline, read_index, write_video
 from test_sources import scene_images, write_bad_and_odd_images
 
-from edgemask.app import cli
+from edgemask.app import cli, recording
 from edgemask.app.camera import CameraError
 from edgemask.app.cli import main
 from edgemask.app.models import MODELS_ENV, model_dirs, resolve_model
@@ -230,6 +231,40 @@ def test_save_target_must_fit_the_source(
     write_video(tmp_path / "clip.avi", scene_images(scenes_dir, 2))
     assert run(["--source", str(tmp_path / source), "--save", str(tmp_path / save)]) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("source", "save"),
+    [("folder", "blocker/out"), ("folder/a.png", "blocker/out.jpg"), ("clip.avi", "blocker/out.mp4")],
+)
+def test_an_unwritable_save_target_is_one_line_before_any_frame(
+    tmp_path: Path, scenes_dir: Path, capsys, source, save
+) -> None:
+    (tmp_path / "folder").mkdir()
+    cv2.imwrite(str(tmp_path / "folder" / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    write_video(tmp_path / "clip.avi", scene_images(scenes_dir, 2))
+    (tmp_path / "blocker").write_text("a file where --save needs a folder")
+    pipeline = FakePipeline()
+    assert run(["--source", str(tmp_path / source), "--save", str(tmp_path / save)], pipeline) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"edgemask-run: error: --save {tmp_path / 'blocker'}" in err
+    assert f"{tmp_path / 'blocker'} is a file, not a folder" in err
+    assert pipeline.seen == [] and (tmp_path / "blocker").read_text().startswith("a file")
+
+
+def test_a_write_failing_mid_batch_ends_the_run_in_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(tmp_path / name), np.zeros((8, 8, 3), np.uint8))
+
+    def disk_full(path, image, quality=95):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(recording, "write_image_new", disk_full)
+    assert run(["--source", str(tmp_path), "--save", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"error: --save {tmp_path / 'out' / 'a.png'}: cannot write there (No space left on device)" in err
 
 
 def test_video_file_every_frame_in_order_to_json_and_video(tmp_path: Path, scenes_dir: Path, capsys) -> None:
