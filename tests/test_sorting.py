@@ -128,6 +128,23 @@ def test_existing_crops_get_new_names(tmp_path: Path) -> None:
     assert cv2.imread(str(written[0])).shape == (10, 10, 3)
 
 
+def test_sort_into_keeps_names_in_any_script(tmp_path: Path) -> None:
+    (tmp_path / "raw" / "отпуск").mkdir(parents=True)
+    for value, name in ((200, "фото 1 ✓.png"), (210, "отпуск/写真:1.png")):  # two pictures, two digests
+        png = cv2.imencode(".png", np.full((40, 40, 3), value, np.uint8))[1].tobytes()
+        (tmp_path / "raw" / name).write_bytes(png)
+    out = tmp_path / "sorted"
+    assert main(["--source", str(tmp_path / "raw"), "--sort-into", str(out)], lambda a: FakePipeline()) == 0
+    crops = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.jpg"))
+    assert crops == [
+        "with_mask/отпуск__写真_1_face0.jpg",
+        "with_mask/фото 1 ✓_face0.jpg",
+        "without_mask/отпуск__写真_1_face1.jpg",
+        "without_mask/фото 1 ✓_face1.jpg",
+    ]
+    assert sorted(r["crop"] for r in rows(out)) == crops
+
+
 def test_manifest_records_faceless_sources_and_survives_a_torn_row(tmp_path: Path) -> None:
     folder = SortFolder(tmp_path)
     folder.record(crop_rows("empty.jpg", "empty.jpg", "", np.zeros((10, 10, 3), np.uint8), [], 0.1))
