@@ -234,35 +234,44 @@ def _packed_varints(buf: memoryview) -> list[int]:
     return out
 
 
+def _blob_shape(buf: memoryview) -> list[int]:
+    """BlobShape: ``dim`` (1), packed or one varint per field."""
+    shape: list[int] = []
+    for number, wire, value in _fields(buf):
+        if number == 1 and wire == 2:
+            shape.extend(_packed_varints(value))
+        elif number == 1 and wire == 0:
+            shape.append(value)
+    return shape
+
+
+def _floats(wire: int, value: memoryview) -> np.ndarray:
+    """BlobProto ``data`` (5): packed float32s, or one float32 per field."""
+    if wire == 2 and len(value) % 4:
+        raise CaffeFormatError("blob data is not a whole number of floats")
+    return np.frombuffer(value, dtype="<f4")
+
+
 def _blob(buf: memoryview) -> np.ndarray:
-    """BlobProto: ``shape`` (7) or legacy ``num/channels/height/width`` (1-4), ``data`` (5) floats."""
-    legacy = {1: 1, 2: 1, 3: 1, 4: 1}
-    has_legacy = False
+    """BlobProto: ``shape`` (7) or legacy ``num/channels/height/width`` (1-4), ``data`` (5) floats, or
+    ``double_data`` (8) when there are no floats."""
+    legacy: dict[int, int] = {}
     shape: list[int] | None = None
     chunks: list[np.ndarray] = []
     doubles: list[np.ndarray] = []
     for number, wire, value in _fields(buf):
-        if number in legacy and wire == 0:
+        if number in (1, 2, 3, 4) and wire == 0:
             legacy[number] = value
-            has_legacy = True
         elif number == 7 and wire == 2:
-            shape = []
-            for n, w, v in _fields(value):
-                if n == 1 and w == 2:
-                    shape.extend(_packed_varints(v))
-                elif n == 1 and w == 0:
-                    shape.append(v)
-        elif number == 5 and wire == 2:
-            if len(value) % 4:
-                raise CaffeFormatError("blob data is not a whole number of floats")
-            chunks.append(np.frombuffer(value, dtype="<f4"))
-        elif number == 5 and wire == 5:
-            chunks.append(np.frombuffer(value, dtype="<f4"))
+            shape = _blob_shape(value)
+        elif number == 5 and wire in (2, 5):
+            chunks.append(_floats(wire, value))
         elif number == 8 and wire == 2:
             doubles.append(np.frombuffer(value, dtype="<f8").astype(np.float32))
-    data = np.concatenate(chunks or doubles) if (chunks or doubles) else np.zeros(0, np.float32)
+    parts = chunks or doubles
+    data = np.concatenate(parts) if parts else np.zeros(0, np.float32)
     if shape is None:
-        shape = [legacy[1], legacy[2], legacy[3], legacy[4]] if has_legacy else [data.size]
+        shape = [legacy.get(k, 1) for k in (1, 2, 3, 4)] if legacy else [data.size]
     if int(np.prod(shape)) != data.size:
         raise CaffeFormatError(f"blob holds {data.size} values but its shape is {shape}")
     return data.astype(np.float32).reshape(shape)

@@ -3,8 +3,8 @@
 Defaults keep the gate honest: the classifier calibrates on the faces of ``scenes_train`` cut as the
 runtime cuts them (the gate measures on ``mask12k/test`` and ``scenes_dev`` crops): real small,
 upscaled faces set the int8 ranges, which clean studio crops did not; the detectors calibrate on
-``scenes_train`` scenes fed as their runtime class feeds a frame at its default operating point (every
-pass), never on ``scenes_dev``, where the detector gate runs.
+``scenes_train`` scenes fed as their runtime class feeds a frame at the operating point the exported
+file records (every pass), never on ``scenes_dev``, where the detector gate runs.
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemask.core.detectors import default_passes
+from edgemask.core.backends import Backend, BackendError
+from edgemask.core.detectors import Pass, detector_for
 from edgemask.core.imageio import ImageError, list_images, read_image
+from edgemask.core.metadata import ModelMeta
 from edgemask.core.ops.image import classifier_input
 
 log = logging.getLogger("edgemask.export")
@@ -93,9 +95,28 @@ def load_calibration(
     return Calibration(tuple(samples), folder, images, skipped)
 
 
-def detector_calibration(folder: str | os.PathLike, family: str, limit: int) -> Calibration:
-    """Whole scenes as the runtime's ``family`` detector feeds them at its default operating point."""
-    return load_calibration(folder, limit, lambda im: [p.blob for p in default_passes(family, im)])
+class PlannedFile(Backend):
+    """A model file not written yet: its metadata alone, so the runtime's detector class can build the
+    network inputs it will be fed before there is a file to run."""
+
+    def __init__(self, meta: ModelMeta) -> None:
+        self.meta = meta
+        self.path = Path(f"<{meta.family} file being exported>")
+        self.name = "planned"
+
+    def run(self, x: np.ndarray) -> list[np.ndarray]:
+        raise BackendError(f"{self.path}: not written yet, nothing to run")
+
+
+def runtime_passes(meta: ModelMeta, image: np.ndarray) -> list[Pass]:
+    """The network inputs the runtime builds for ``image`` from a file with ``meta``: its family's class at
+    the operating point, input size and channel order the metadata records."""
+    return detector_for(PlannedFile(meta)).passes(image)
+
+
+def detector_calibration(folder: str | os.PathLike, meta: ModelMeta, limit: int) -> Calibration:
+    """Whole scenes as the runtime's detector feeds them to a file with ``meta``."""
+    return load_calibration(folder, limit, lambda im: [p.blob for p in runtime_passes(meta, im)])
 
 
 def classifier_calibration(folder: str | os.PathLike, size: int, limit: int) -> Calibration:

@@ -21,15 +21,19 @@ from edgemask.assets import (
     REPO_ROOT,
     YUNET_N,
     AssetError,
+    asset_roots,
     dataset,
     fetch,
 )
 from edgemask.core.formats import FORMATS, MODELS, PRECISIONS
+from edgemask.core.native_log import KEEP_ENV
 from edgemask.export.caffe_proto import CaffeFormatError
 from edgemask.export.calibration import DEFAULT_CLASSIFIER_DIR, DEFAULT_DETECTOR_DIR, CalibrationError
+from edgemask.export.chatter import tensorflow_chatter_dropped
+from edgemask.export.gate import Check
 from edgemask.export.report import json_report, markdown_table
 from edgemask.export.run import ExportOptions, ExportRun, Job, Paths
-from edgemask.export.sources import SourceError
+from edgemask.export.sources import DEFAULT_KERAS, SourceError
 from edgemask.extras import missing_extra
 
 log = logging.getLogger("edgemask.export")
@@ -78,8 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument(
         "--classifier",
         type=Path,
-        default=REPO_ROOT / "models" / "mask_classifier.keras",
-        help="the Keras classifier edgemask-train wrote",
+        default=DEFAULT_KERAS,
+        help="the Keras classifier (.keras) edgemask-train wrote (default: models/mask_classifier.keras)",
     )
     cal = p.add_argument_group("int8 calibration (real images)")
     cal.add_argument(
@@ -94,15 +98,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--calib-images", type=at_least(1), default=300, help="drawn per folder (default %(default)s)"
     )
     gate = p.add_argument_group("verification gate")
-    gate.add_argument("--gate-scenes", type=Path, help="VOC scenes for the detectors (default: scenes_dev)")
+    gate.add_argument(
+        "--gate-scenes",
+        type=Path,
+        help="VOC scenes: the detectors are compared on them, the classifier on their annotated faces "
+        "(default: scenes_dev)",
+    )
     gate.add_argument(
         "--gate-crops", type=Path, help="labelled crops for the classifier (default: mask12k/test)"
     )
     gate.add_argument(
         "--gate-images", type=at_least(1), help="at most this many scenes and crops per set (quick runs)"
     )
+    gate.add_argument(
+        "--keep-failed",
+        action="store_true",
+        help="install a file even if it fails its gate (e.g. int8 of a small custom classifier): its "
+        "metadata records the failures and edgemask-run warns when it loads it; exit status 0",
+    )
     p.add_argument("--report", type=Path, help="also write the table (Markdown) there, and a .json beside it")
-    p.add_argument("-v", "--verbose", action="store_true", help="show TensorFlow's own log output")
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="show TensorFlow's and the converters' own log output"
+    )
     return p
 
 
@@ -120,30 +137,43 @@ def plan_jobs(args: argparse.Namespace) -> list[Job]:
     return jobs
 
 
-def quiet_tensorflow(verbose: bool) -> None:
-    if not verbose:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        logging.getLogger("tensorflow").setLevel(logging.ERROR)
-        logging.getLogger("absl").setLevel(logging.ERROR)
-        logging.getLogger("tf2onnx").setLevel(logging.WARNING)
+def configure_logging(verbose: bool) -> None:
+    """Without ``-v``: edgemask's own INFO lines, other libraries' warnings and errors only (ONNX
+    Runtime's quantizer logs a line per rescaled weight at INFO), and no native TensorFlow chatter
+    (:mod:`edgemask.export.chatter`)."""
+    logging.basicConfig(format="%(levelname)s %(message)s", stream=sys.stderr)
+    logging.getLogger().setLevel(logging.INFO if verbose else logging.WARNING)
+    logging.getLogger("edgemask").setLevel(logging.INFO)
+    if verbose:
+        os.environ.setdefault(KEEP_ENV, "1")
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    logging.getLogger("tf2onnx").setLevel(logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
+    configure_logging(args.verbose)
     if problem := missing_extra("export", "edgemask-export"):
         log.error("%s", problem)
         return 2
-    quiet_tensorflow(args.verbose)
     jobs = plan_jobs(args)
     if not jobs:
         log.error("nothing to export with these flags")
         return 2
     options = ExportOptions(
-        tuple(jobs), args.out, tuple(args.detector_size or ()), args.calib_images, args.gate_images
+        tuple(jobs),
+        args.out,
+        tuple(args.detector_size or ()),
+        args.calib_images,
+        args.gate_images,
+        args.keep_failed,
     )
     try:
-        run = ExportRun.prepare(options, resolve_paths(args, jobs))
+        with tensorflow_chatter_dropped():
+            run = ExportRun.prepare(options, resolve_paths(args, jobs))
     except (CaffeFormatError, SourceError, CalibrationError, AssetError, FileNotFoundError) as e:
         log.error("%s", e)
         log.error("nothing was written to %s", args.out)
@@ -154,32 +184,68 @@ def main(argv: list[str] | None = None) -> int:
     if args.report:
         args.report.write_text(table + "\n")
         args.report.with_suffix(".json").write_text(json_report(checks) + "\n")
-    failed = [c for c in checks if not c.passed and not c.superseded]
+    return report_failures([c for c in checks if not c.passed and not c.superseded], args.out)
+
+
+def report_failures(failed: list[Check], out: Path) -> int:
+    """One line per file that failed its gate (installed with --keep-failed, or not), and the exit
+    status; the closing line speaks of previous files only where there are some."""
     for c in failed:
-        log.error("NOT installed: %s (%s): %s", c.file, c.format, "; ".join(c.failures))
-    if failed:
-        log.error("%d files failed; the previous files in %s were left untouched", len(failed), args.out)
-        return 1
-    return 0
+        if c.kept:
+            log.warning(
+                "installed although it failed its gate (--keep-failed): %s (%s): %s",
+                c.file,
+                c.format,
+                "; ".join(c.failures),
+            )
+        else:
+            log.error("NOT installed: %s (%s): %s", c.file, c.format, "; ".join(c.failures))
+    refused = [c for c in failed if not c.kept]
+    if not refused:
+        return 0
+    previous = sorted({c.file for c in refused if (out / c.file).exists()})
+    kept = f"; the previous {', '.join(previous)} in {out} left untouched" if previous else ""
+    log.error("%d file(s) failed their gate and were not installed%s", len(refused), kept)
+    return 1
 
 
 def resolve_paths(args: argparse.Namespace, jobs: list[Job]) -> Paths:
     """Explicit paths win; otherwise the shared assets (the source weights are downloaded if absent)."""
     models = {j.model for j in jobs}
     int8 = {j.model for j in jobs if j.precision == "int8"}
-    detector_int8 = bool(int8 & {"yunet", "res10"})
     return Paths(
         prototxt=(args.prototxt or fetch(DETECTOR_PROTOTXT)) if "res10" in models else None,
         caffemodel=(args.caffemodel or fetch(DETECTOR_CAFFEMODEL)) if "res10" in models else None,
         yunet=(args.yunet or fetch(YUNET_N)) if "yunet" in models else None,
         classifier=args.classifier if "classifier" in models else None,
-        calib_detector=(args.calib_detector or dataset(DEFAULT_DETECTOR_DIR)) if detector_int8 else None,
-        calib_classifier=(args.calib_classifier or dataset(DEFAULT_CLASSIFIER_DIR))
+        calib_detector=folder_or_default(args.calib_detector, DEFAULT_DETECTOR_DIR, "--calib-detector")
+        if int8 & {"yunet", "res10"}
+        else None,
+        calib_classifier=folder_or_default(
+            args.calib_classifier, DEFAULT_CLASSIFIER_DIR, "--calib-classifier"
+        )
         if "classifier" in int8
         else None,
-        gate_scenes=args.gate_scenes or dataset("scenes_dev"),
-        gate_crops=args.gate_crops or dataset("mask12k/test"),
+        gate_scenes=folder_or_default(args.gate_scenes, "scenes_dev", "--gate-scenes"),
+        gate_crops=folder_or_default(args.gate_crops, "mask12k/test", "--gate-crops")
+        if "classifier" in models
+        else None,
     )
+
+
+def folder_or_default(given: Path | None, default: str, flag: str) -> Path:
+    """``given``, else the shared assets' ``default`` data set; its absence is reported with the flag
+    that names another folder."""
+    if given is not None:
+        return given
+    try:
+        return dataset(default)
+    except AssetError as e:
+        searched = ", ".join(str(r) for r in asset_roots())
+        raise AssetError(
+            f"{flag}: no folder given, and its default datasets/{default} is not under {searched}; "
+            f"pass {flag} FOLDER or set $EDGEMASK_ASSETS"
+        ) from e
 
 
 if __name__ == "__main__":

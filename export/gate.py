@@ -1,12 +1,12 @@
 """The verification gate: an exported file is installed only if, run through the runtime's own classes,
 it agrees with its reference.
 
-- Detectors run their family's runtime class at its default operating point, on every gate scene; each
-  network input it builds is fed to the reference as well (:mod:`edgemask.export.reference`).
+- Detectors run their family's runtime class at the operating point the file records, on every gate
+  scene; each network input it builds is fed to the reference as well (:mod:`edgemask.export.reference`).
   fp32 must give the same detections (every box and landmark within 1 px, every score within 1e-3,
   nothing extra); fp16 and int8 must find >= 98 % of the reference's detections (IoU >= 0.5).
-- Classifier, every precision: argmax agrees with Keras on >= 99 % of real crops, and accuracy drops
-  by at most 0.5 points on each labelled set.
+- Classifier, every precision, through ``MaskClassifier``: argmax agrees with Keras on >= 99 % of real
+  crops, and accuracy drops by at most 0.5 points on each labelled set.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemask.core.backends import load_backend
+from edgemask.core.classifier import MaskClassifier
 from edgemask.core.detectors import Detections, DetectorOptions, load_detector
 from edgemask.core.ops.boxes import iou_matrix
 from edgemask.evaluation.voc import Scene
@@ -47,6 +47,7 @@ class Check:
     failures: list[str] = field(default_factory=list)
     numbers: dict[str, float] = field(default_factory=dict)
     superseded: bool = False  # failed, but a later attempt at the same file was made
+    kept: bool = False  # failed, and installed anyway (--keep-failed), the failures in its metadata
 
     @property
     def passed(self) -> bool:
@@ -156,15 +157,14 @@ def face_recall(found: list[Detections], scenes: list[Scene], threshold: float) 
 
 
 def check_classifier(path: Path, label: str, reference: KerasReference) -> Check:
-    """Run ``path`` through the runtime backend on every crop set and compare with Keras."""
+    """Run ``path`` through the runtime's ``MaskClassifier`` (its channel order and batching) on every
+    crop set and compare with Keras."""
     check = Check(path.name, label, path.stat().st_size)
-    backend = load_backend(path, threads=1)
+    classifier = MaskClassifier(path, threads=1)
     agree = total = 0
     accuracy = []
     for crop_set, keras_probs in zip(reference.sets, reference.probs, strict=True):
-        probs = np.concatenate(
-            [backend.run(crop_set.images[i : i + 64])[0] for i in range(0, len(crop_set.images), 64)]
-        )
+        probs = classifier.infer(list(crop_set.faces))
         predicted, expected = probs.argmax(axis=1), keras_probs.argmax(axis=1)
         agree += int((predicted == expected).sum())
         total += len(predicted)
@@ -184,5 +184,5 @@ def check_classifier(path: Path, label: str, reference: KerasReference) -> Check
     check.accuracy = ", ".join(accuracy)
     if rate < AGREEMENT:
         check.failures.append(f"argmax agrees with Keras on only {rate:.2%} of crops (< 99%)")
-    check.ms = median_ms(backend.run, reference.sets[0].images[:1])
+    check.ms = median_ms(classifier.infer, list(reference.sets[0].faces[:1]))
     return check

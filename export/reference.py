@@ -4,7 +4,8 @@
 - YuNet: the source ONNX file run by ONNX Runtime, decoded by the runtime's decoder (the decoder itself
   is checked against hand-computed cells and OpenCV's ``FaceDetectorYN`` in the tests).
 - Classifier: the Keras model on real face crops (a labelled test folder and ground-truth scene crops),
-  prepared by the runtime's own ``classifier_input``.
+  prepared by the runtime's own ``classifier_input``; the exported file gets the same crops through
+  ``MaskClassifier``.
 
 Detector references are fed the very network inputs (:class:`~edgemask.core.detectors.Pass`) that the
 runtime builds for a frame at its default operating point, so the gate checks what deployment runs.
@@ -25,7 +26,7 @@ import numpy as np
 from edgemask.core.detectors import Detections, Pass
 from edgemask.core.imageio import ImageError, list_images, read_image
 from edgemask.core.metadata import GridConfig
-from edgemask.core.ops.image import classifier_input
+from edgemask.core.ops.image import classifier_input, resize
 from edgemask.core.ops.yunet import decode, select
 from edgemask.evaluation.voc import iter_face_crops
 from edgemask.export.sources import CAFFE_MEAN, ExportSource
@@ -109,11 +110,16 @@ def median_ms(run, *args: object, runs: int = 20) -> float:
 
 @dataclass(frozen=True)
 class CropSet:
-    """Face crops ready for the classifier (RGB uint8, model size) and their labels."""
+    """Face crops as the runtime hands them to the classifier (BGR uint8, already at the model's size,
+    so every file sees the same pixels however it resizes) and their labels."""
 
     name: str
-    images: np.ndarray
+    faces: np.ndarray
     labels: np.ndarray  # index into LABELS, or IGNORE
+
+    def model_inputs(self) -> np.ndarray:
+        """The crops as the Keras model takes them: RGB, through the runtime's ``classifier_input``."""
+        return np.stack([classifier_input(face, face.shape[0]) for face in self.faces])
 
 
 def folder_crops(folder: str | os.PathLike, size: int, limit: int | None = None) -> CropSet:
@@ -123,7 +129,7 @@ def folder_crops(folder: str | os.PathLike, size: int, limit: int | None = None)
     for label, name in enumerate(LABELS):
         for path in list_images(folder / name)[:limit]:
             try:
-                images.append(classifier_input(read_image(path), size))
+                images.append(resize(read_image(path), (size, size)))
                 labels.append(label)
             except ImageError as e:
                 log.warning("gate: skipping %s", e)
@@ -138,7 +144,7 @@ def scene_crops(folder: str | os.PathLike, size: int, limit: int | None = None) 
     for face in iter_face_crops(folder, margin=0.0):
         if limit is not None and len(images) >= limit:
             break
-        images.append(classifier_input(face.image, size))
+        images.append(resize(face.image, (size, size)))
         labels.append(LABELS.index(face.name) if face.name in LABELS else IGNORE)
     if not images:
         raise FileNotFoundError(f"{folder}: no annotated faces for the classifier gate")
@@ -155,8 +161,6 @@ class KerasReference:
 
     def __post_init__(self) -> None:
         for crop_set in self.sets:
-            batches = [
-                self.source.keras_outputs(crop_set.images[i : i + 64])[0]
-                for i in range(0, len(crop_set.images), 64)
-            ]
+            images = crop_set.model_inputs()
+            batches = [self.source.keras_outputs(images[i : i + 64])[0] for i in range(0, len(images), 64)]
             self.probs.append(np.concatenate(batches))

@@ -5,19 +5,25 @@ references), then each file is converted into a staged temporary file, gated, an
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tqdm import tqdm
 
 from edgemask.core.backends import BackendError
-from edgemask.core.detectors import default_passes, res10, yunet
+from edgemask.core.detectors import res10, yunet
 from edgemask.core.formats import FORMATS, MODELS, model_filename
 from edgemask.core.metadata import MetadataError
 from edgemask.evaluation.voc import Scene, load_scenes
 from edgemask.export import onnx as onnx_export
 from edgemask.export import tflite as tflite_export
-from edgemask.export.calibration import Calibration, classifier_calibration, detector_calibration
+from edgemask.export.calibration import (
+    Calibration,
+    classifier_calibration,
+    detector_calibration,
+    runtime_passes,
+)
+from edgemask.export.chatter import tensorflow_chatter_dropped
 from edgemask.export.gate import CANDIDATE_SLACK, Check, DetectorGate, check_classifier
 from edgemask.export.reference import (
     KerasReference,
@@ -60,7 +66,7 @@ class Paths:
     calib_detector: Path | None
     calib_classifier: Path | None
     gate_scenes: Path
-    gate_crops: Path
+    gate_crops: Path | None
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,7 @@ class ExportOptions:
     detector_sizes: tuple[tuple[int, int], ...] = ()
     calib_images: int = 300
     gate_images: int | None = None
+    keep_failed: bool = False
 
 
 @dataclass
@@ -97,7 +104,7 @@ class ExportRun:
             ]
             if model in int8:
                 run.calibration[model] = detector_calibration(
-                    paths.calib_detector, model, options.calib_images
+                    paths.calib_detector, run.sources[model][0].meta, options.calib_images
                 )
             scenes = scenes or list(load_scenes(paths.gate_scenes, limit))
             if not scenes:
@@ -160,7 +167,9 @@ class ExportRun:
         steps = FLOAT_STEM_STEPS if job.precision == "int8" else (0,)
         checks: list[Check] = []
         for stem in steps:
-            check = self.export_once(job, source, stem)
+            check = self.export_once(
+                job, source, stem, keep_failed=self.options.keep_failed and stem == steps[-1]
+            )
             checks.append(check)
             if check.passed:
                 break
@@ -169,14 +178,19 @@ class ExportRun:
                 log.warning("%s %s failed its gate; retrying with a float stem", check.file, job.label)
         return checks
 
-    def export_once(self, job: Job, source: ExportSource, float_stem: int) -> Check:
+    def export_once(
+        self, job: Job, source: ExportSource, float_stem: int, keep_failed: bool = False
+    ) -> Check:
+        """Convert, write and gate one file; install it if it passed, or if it failed and ``keep_failed``
+        (rewritten first with the failures in its metadata)."""
         final = self.final_path(job, source)
         exporter = EXPORTERS[job.format]
         calibration = self.calibration.get(job.model) if job.precision == "int8" else None
         label = job.label + (f", float stem ({float_stem} ops)" if float_stem else "")
         with staged(final) as tmp:
             try:
-                converted = exporter.convert(source, job.precision, calibration, float_stem)
+                with tensorflow_chatter_dropped():
+                    converted = exporter.convert(source, job.precision, calibration, float_stem)
                 extra = (
                     {"calibration": calibration.describe(), "float_stem_ops": float_stem}
                     if calibration
@@ -188,10 +202,13 @@ class ExportRun:
                 return Check(final.name, label, None, failures=[str(e)])
             try:
                 check = self.gate(job, tmp)
-            except (BackendError, MetadataError) as e:  # the runtime refuses the file it just got
+            except (BackendError, MetadataError, ValueError) as e:  # the runtime refuses the file it just got
                 return Check(final.name, label, None, failures=[f"the runtime cannot load it: {e}"])
             check.file, check.format = final.name, label
-            if check.passed:
+            if not check.passed and keep_failed:
+                exporter.write(converted, tmp, replace(meta, failed_gate=tuple(check.failures)))
+                check.kept = True
+            if check.passed or check.kept:
                 install(tmp, final)
             return check
 
@@ -208,7 +225,7 @@ class ExportRun:
             first = self.sources[model][0]
             row = Check(path.name, gate.reference.name, path.stat().st_size)
             scene = gate.scenes[0].image
-            passes = default_passes(first.meta.family, scene)
+            passes = runtime_passes(first.meta, scene)
             row.ms = median_ms(run_passes, gate.reference, passes, runs=10)
             rows.append(row)
         if self.keras is not None:

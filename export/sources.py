@@ -15,14 +15,17 @@ from typing import Any
 import numpy as np
 
 from edgemask import __version__
-from edgemask.assets import file_digest
+from edgemask.assets import REPO_ROOT, file_digest
 from edgemask.core.detectors import res10, yunet
+from edgemask.core.formats import FORMATS, format_of
 from edgemask.core.metadata import GridConfig, ModelMeta
 from edgemask.core.ops.yunet import HEAD_KINDS
 from edgemask.export.caffe_proto import CaffeFormatError, read_caffemodel, read_prototxt
 from edgemask.labels import LABELS
 
 CAFFE_MEAN = (104.0, 177.0, 123.0)
+DEFAULT_KERAS = REPO_ROOT / "models" / "mask_classifier.keras"
+"""The classifier edgemask-train writes, and edgemask-export converts unless --classifier names another."""
 DETECTOR_LABELS = ("background", "face")
 
 
@@ -129,8 +132,12 @@ def load_classifier(path: str | os.PathLike) -> ExportSource:
     """The trained Keras classifier, checked to be ``(s, s, 3)`` pixels -> 2 softmax probabilities."""
     path = Path(path)
     if not path.is_file():
+        hint = " (train one with edgemask-train, or pass --classifier PATH)" if path == DEFAULT_KERAS else ""
+        raise SourceError(f"{path}: Keras classifier file not found{hint}")
+    if path.suffix.lower() in {f.suffix for f in FORMATS.values()}:
         raise SourceError(
-            f"{path}: classifier not found (train one with edgemask-train or pass --classifier)"
+            f"{path}: an exported {format_of(path).runtime} model file; --classifier takes the Keras "
+            "classifier (.keras) that edgemask-train writes"
         )
     from edgemask.training.model import KerasFileError, load_keras_model
 

@@ -99,6 +99,30 @@ def test_caffemodel_v1_layers_with_legacy_dimensions() -> None:
     np.testing.assert_array_equal(layers["fc"].blobs[0], data.reshape(1, 2, 1, 3))
 
 
+def fixed32_field(number: int, value: float) -> bytes:
+    return varint(number << 3 | 5) + struct.pack("<f", value)
+
+
+def blob_of(blob: bytes) -> np.ndarray:
+    return parse_caffemodel(field(100, field(1, b"x") + field(7, blob)))["x"].blobs[0]
+
+
+def test_caffemodel_blob_encodings_protobuf_allows() -> None:
+    """Unpacked dims and floats (one field each), doubles, and legacy dims of which some are absent."""
+    unpacked = (
+        field(7, number_field(1, 2) + number_field(1, 1)) + fixed32_field(5, 1.5) + fixed32_field(5, -2)
+    )
+    np.testing.assert_array_equal(blob_of(unpacked), [[1.5], [-2.0]])
+    doubles = field(7, field(1, varint(3))) + field(8, struct.pack("<3d", 0.25, 1e-3, 7))
+    assert blob_of(doubles).dtype == np.float32
+    np.testing.assert_array_equal(blob_of(doubles), np.array([0.25, 1e-3, 7], np.float32))
+    channels_only = number_field(2, 3) + field(5, floats([1, 2, 3]))
+    assert blob_of(channels_only).shape == (1, 3, 1, 1)
+    assert blob_of(field(5, floats([4, 5]))).shape == (2,)
+    with pytest.raises(CaffeFormatError, match="whole number of floats"):
+        blob_of(field(5, b"\x00" * 6))
+
+
 def test_caffemodel_blob_size_must_match_its_shape() -> None:
     blob = field(7, field(1, varint(4))) + field(5, floats([1, 2, 3]))
     with pytest.raises(CaffeFormatError, match="3 values but its shape is \\[4\\]"):

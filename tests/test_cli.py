@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -15,7 +16,7 @@ import pytest
 from runtime_fakes import FakeCapture, FakePicamera2, FakePipeline, read_index, write_video
 from test_sources import scene_images, write_bad_and_odd_images
 
-from edgemask.app import cli
+from edgemask.app import cli, recording
 from edgemask.app.camera import CameraError
 from edgemask.app.cli import main
 from edgemask.app.models import MODELS_ENV, model_dirs, resolve_model
@@ -68,6 +69,10 @@ def test_help_is_grouped_with_examples(capsys) -> None:
     ):
         assert heading in out
     assert "edgemask-run --camera picam" in out
+    flat = " ".join(out.split())
+    assert "the int8 files" not in flat
+    here = f"(here: yunet {default_precision('yunet')},"
+    assert f"auto: the file measured fastest on this kind of CPU {here}" in flat
 
 
 def test_camera_and_source_are_exclusive_and_one_is_required(capsys) -> None:
@@ -102,6 +107,17 @@ def test_json_lines_for_a_folder_of_awkward_images(tmp_path: Path, scenes_dir: P
     assert "skipped 1: zero-byte file" in captured.err
 
 
+def test_a_jpeg_without_a_suffix_is_processed_and_a_readme_skipped(tmp_path: Path, capsys) -> None:
+    (tmp_path / "IMG_0001").write_bytes(
+        cv2.imencode(".jpg", np.full((30, 40, 3), 200, np.uint8))[1].tobytes()
+    )
+    (tmp_path / "README.txt").write_text("photos from the door camera")
+    assert run(["--source", str(tmp_path), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert [r["source"] for r in check_json_lines(captured.out)] == [str(tmp_path / "IMG_0001")]
+    assert "1 image processed" in captured.err and "skipped 1: not an image file" in captured.err
+
+
 def test_missing_model_names_the_file_and_the_fix(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.setenv(MODELS_ENV, str(tmp_path))
     (tmp_path / "a.jpg").write_bytes(b"")
@@ -114,6 +130,21 @@ def test_missing_model_names_the_file_and_the_fix(tmp_path: Path, monkeypatch, c
     assert "face_detector_yunet_fp32.tflite" in capsys.readouterr().err
     assert main(["--source", str(tmp_path / "a.jpg"), "--detector", str(tmp_path / "mine.tflite")]) == 2
     assert f"detector model not found: {tmp_path / 'mine.tflite'}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flag", "name", "message"),
+    [
+        ("--detector", "yunett", "unknown detector 'yunett'; choose one of yunet, res10 (or give a model"),
+        ("--detector", "classifier", "unknown detector 'classifier'; choose one of yunet, res10"),
+        ("--classifier", "mobilenet", "unknown classifier 'mobilenet'; choose one of classifier (or give"),
+    ],
+)
+def test_a_mistyped_model_name_lists_the_choices(tmp_path: Path, flag, name, message, capsys) -> None:
+    (tmp_path / "a.jpg").write_bytes(b"")
+    assert main(["--source", str(tmp_path / "a.jpg"), flag, name]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {message}" in err and err.count("\n") == 1
 
 
 def test_models_env_overrides_the_repo_folder(tmp_path: Path, monkeypatch) -> None:
@@ -163,6 +194,17 @@ def test_save_folder_never_overwrites(tmp_path: Path, capsys) -> None:
     assert tuple(annotated[3 * 30 // 4 - 1, 40 // 2]) == (60, 180, 40)  # bottom edge of the green "mask" box
 
 
+def test_save_keeps_names_in_any_script(tmp_path: Path, capsys) -> None:
+    (tmp_path / "in" / "отпуск").mkdir(parents=True)
+    png = cv2.imencode(".png", np.full((30, 40, 3), 200, np.uint8))[1]
+    for name in ("фото 1 ✓.png", "отпуск/写真:1.png"):
+        (tmp_path / "in" / name).write_bytes(png.tobytes())
+    out = tmp_path / "out"
+    assert run(["--source", str(tmp_path / "in"), "--save", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["отпуск__写真_1.png", "фото 1 ✓.png"]
+    assert f"saved 2 annotated image(s) to {out}" in capsys.readouterr().err
+
+
 def test_save_single_image_gets_a_numbered_name(tmp_path: Path, capsys) -> None:
     cv2.imwrite(str(tmp_path / "a.png"), np.zeros((20, 20, 3), np.uint8))
     (tmp_path / "out.jpg").write_bytes(b"precious")
@@ -189,6 +231,40 @@ def test_save_target_must_fit_the_source(
     write_video(tmp_path / "clip.avi", scene_images(scenes_dir, 2))
     assert run(["--source", str(tmp_path / source), "--save", str(tmp_path / save)]) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("source", "save"),
+    [("folder", "blocker/out"), ("folder/a.png", "blocker/out.jpg"), ("clip.avi", "blocker/out.mp4")],
+)
+def test_an_unwritable_save_target_is_one_line_before_any_frame(
+    tmp_path: Path, scenes_dir: Path, capsys, source, save
+) -> None:
+    (tmp_path / "folder").mkdir()
+    cv2.imwrite(str(tmp_path / "folder" / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    write_video(tmp_path / "clip.avi", scene_images(scenes_dir, 2))
+    (tmp_path / "blocker").write_text("a file where --save needs a folder")
+    pipeline = FakePipeline()
+    assert run(["--source", str(tmp_path / source), "--save", str(tmp_path / save)], pipeline) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"edgemask-run: error: --save {tmp_path / 'blocker'}" in err
+    assert f"{tmp_path / 'blocker'} is a file, not a folder" in err
+    assert pipeline.seen == [] and (tmp_path / "blocker").read_text().startswith("a file")
+
+
+def test_a_write_failing_mid_batch_ends_the_run_in_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(tmp_path / name), np.zeros((8, 8, 3), np.uint8))
+
+    def disk_full(path, image, quality=95):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(recording, "write_image_new", disk_full)
+    assert run(["--source", str(tmp_path), "--save", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"error: --save {tmp_path / 'out' / 'a.png'}: cannot write there (No space left on device)" in err
 
 
 def test_video_file_every_frame_in_order_to_json_and_video(tmp_path: Path, scenes_dir: Path, capsys) -> None:
@@ -298,6 +374,15 @@ def test_camera_that_cannot_be_opened_exits_2(monkeypatch, capsys) -> None:
     monkeypatch.setattr("edgemask.app.sources.open_capture", refuse)
     assert run(["--camera", "3"]) == 2
     assert "error: camera 3 cannot be opened" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(Path("/dev/video7").exists(), reason="this machine has a /dev/video7")
+def test_a_missing_camera_is_one_line_without_opencv_warnings(capfd) -> None:
+    level = cv2.utils.logging.getLogLevel()
+    assert run(["--camera", "7"]) == 2
+    err = capfd.readouterr().err
+    assert err.splitlines() == [err.strip()] and "error: camera 7 cannot be opened" in err
+    assert cv2.utils.logging.getLogLevel() == level
 
 
 def test_picam_without_picamera2_exits_2(monkeypatch, capsys) -> None:

@@ -177,6 +177,7 @@ def test_gate_refuses_a_broken_model_and_keeps_the_old_file(
     assert sorted(p.name for p in out.iterdir()) == ["mask_classifier_fp32.tflite"]
     assert "NOT installed: mask_classifier_fp32.tflite" in caplog.text
     assert "argmax agrees with Keras on only 0.00%" in caplog.text
+    assert f"the previous mask_classifier_fp32.tflite in {out} left untouched" in caplog.text
 
 
 def test_int8_that_fails_falls_back_to_a_float_stem(tmp_path: Path, monkeypatch, caplog, scenes_dir) -> None:
@@ -201,6 +202,47 @@ def test_int8_that_fails_falls_back_to_a_float_stem(tmp_path: Path, monkeypatch,
         probs = MaskClassifier(out / name).infer([swatch((0, 0, 255)), swatch((255, 0, 0))])
         assert probs.argmax(axis=1).tolist() == [0, 1]
     assert MaskClassifier(out / "mask_classifier_int8.tflite").backend._input["dtype"] == np.uint8
+
+
+def test_keep_failed_installs_a_refused_file_that_says_so(
+    tmp_path: Path, monkeypatch, caplog, capfd, scenes_dir
+) -> None:
+    """A small custom classifier's int8 file can fall short of the gate: by default nothing is
+    installed (and there were no previous files to speak of); --keep-failed installs it with the failures
+    in its metadata, and loading it warns once."""
+    from edgemask.core.backends import FailedGateWarning
+    from edgemask.export import run as export_run
+
+    real_check = export_run.check_classifier
+    failure = "argmax agrees with Keras on only 93.30% of crops (< 99%)"
+
+    def always_fails(path, label, reference):
+        check = real_check(path, label, reference)
+        check.failures.append(failure)
+        return check
+
+    monkeypatch.setattr(export_run, "check_classifier", always_fails)
+    keras_file = color_classifier(tmp_path / "standin.keras")
+    out = tmp_path / "models"
+    args = ["--models", "classifier", "--formats", "tflite", "--precisions", "int8"]
+    args += ["--classifier", str(keras_file), "--out", str(out), *QUICK]
+    assert main(args) == 1
+    assert "1 file(s) failed their gate and were not installed" in caplog.text
+    assert "previous" not in caplog.text and not any(out.iterdir())
+    caplog.clear()
+    assert main([*args, "--keep-failed"]) == 0
+    installed = out / "mask_classifier_int8.tflite"
+    assert sorted(p.name for p in out.iterdir()) == [installed.name]
+    assert read_metadata(installed).failed_gate == (failure,)
+    assert read_metadata(installed).extra["float_stem_ops"] == 12  # the last attempt is the one kept
+    assert "installed although it failed its gate (--keep-failed): mask_classifier_int8.tflite" in caplog.text
+    with pytest.warns(FailedGateWarning, match=r"--keep-failed although it failed .*93\.30%") as warned:
+        first = MaskClassifier(installed)
+        MaskClassifier(installed)
+    assert len(warned) == 1
+    assert first.infer([swatch((0, 0, 255)), swatch((255, 0, 0))]).argmax(axis=1).tolist() == [0, 1]
+    err = capfd.readouterr().err
+    assert "fully_quantize" not in err and "I0000" not in err
 
 
 def bad_inputs(tmp_path: Path, res10) -> dict[str, tuple[list[str], str]]:

@@ -1,8 +1,9 @@
-"""One operating point per detector family: the shipped files record it, the runtime runs it, and the
-export gate and int8 calibration feed exactly the network inputs the runtime builds for it."""
+"""One operating point per detector file: the shipped files record their family's, the runtime runs it,
+and the export gate and int8 calibration feed exactly the network inputs the runtime builds for it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from edgemask.core.detectors import DetectorOptions, default_passes, load_detector, res10, yunet
 from edgemask.core.formats import DEFAULT_VARIANT, DETECTORS
 from edgemask.core.imageio import list_images, read_image
+from edgemask.export.calibration import runtime_passes
 
 FAMILIES = {"res10": res10, "yunet": yunet}
 REPO_MODELS = Path(__file__).resolve().parent.parent / "models"
@@ -42,14 +44,39 @@ def test_shipped_file_records_its_family_operating_point(family: str) -> None:
 
 @pytest.mark.parametrize("family", DETECTORS)
 def test_gate_and_calibration_inputs_are_the_runtime_inputs(family: str, frames: list[np.ndarray]) -> None:
-    """The gate loads files with only the score threshold lowered; calibration calls default_passes."""
+    """The gate loads files with only the score threshold lowered; calibration builds the inputs from
+    the metadata the file will carry, through the same runtime class."""
     runtime = load_detector(shipped(family))
     gate = load_detector(shipped(family), DetectorOptions(conf=0.05))
     for frame in frames:
         expected = runtime.passes(frame)
-        for other in (gate.passes(frame), default_passes(family, frame)):
+        for other in (gate.passes(frame), runtime_passes(runtime.backend.meta, frame)):
             assert [p.size for p in other] == [p.size for p in expected]
             assert all(np.array_equal(a.blob, b.blob) for a, b in zip(other, expected, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("family", "moved"), [("yunet", {"long_side": 320}), ("res10", {"small_face_size": 0})]
+)
+def test_calibration_follows_the_operating_point_a_file_records(
+    family: str, moved: dict, frames: list[np.ndarray]
+) -> None:
+    """Not the family's module defaults: a file recording another operating point is calibrated on the
+    inputs that point gives (the same as asking the runtime for it by option)."""
+    meta = load_detector(shipped(family)).backend.meta
+    assert meta.operating_point != moved
+    key, value = next(iter(moved.items()))
+    option = DetectorOptions(size=value) if key == "long_side" else DetectorOptions(small_face_size=value)
+    by_option = load_detector(shipped(family), option)
+    planned = replace(meta, operating_point=moved)
+    for frame in frames:
+        expected, got = by_option.passes(frame), runtime_passes(planned, frame)
+        assert (
+            [p.size for p in got]
+            == [p.size for p in expected]
+            != [p.size for p in default_passes(family, frame)]
+        )
+        assert all(np.array_equal(a.blob, b.blob) for a, b in zip(got, expected, strict=True))
 
 
 def test_yunet_operating_point_shapes(frames: list[np.ndarray]) -> None:

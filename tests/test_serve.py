@@ -164,6 +164,21 @@ def test_metrics_follow_the_grammar_and_equal_the_figures() -> None:
     assert samples[("edgemask_source_ended", ())] == 0
 
 
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(0.1 + 0.2, "0.3"), (0.003, "0.003"), (1e-7, "1e-07"), (123456.789, "123456.789"), (4, "4")],
+)
+def test_metric_values_carry_no_float_noise(value: float, shown: str) -> None:
+    assert livepage.number(value) == shown
+
+
+@given(st.floats(min_value=1e-9, max_value=1e9))
+def test_metric_values_are_within_nine_significant_digits(value: float) -> None:
+    shown = livepage.number(value)
+    assert len(shown.split("e")[0].replace(".", "").lstrip("0")) <= 9
+    assert math.isclose(float(shown), value, rel_tol=5e-9)
+
+
 def test_metrics_before_the_first_frame_are_nan_not_missing() -> None:
     samples = parse_metrics(render_metrics(LiveView().snapshot()))
     assert math.isnan(samples[("edgemask_stage_seconds", (("stage", "total"), ("quantile", "0.9")))])

@@ -13,29 +13,11 @@ from runtime_fakes import FakePipeline
 from test_sources import write_bad_and_odd_images
 
 from edgemask.app.cli import main
-from edgemask.app.outfiles import inside, safe_name, write_new
+from edgemask.app.outfiles import inside, write_new
 from edgemask.app.sorting.crops import crop_rows
 from edgemask.app.sorting.manifest import FIELDS, LOCK_FILE, MANIFEST, SortFolder, SortLock, read_manifest
 from edgemask.assets import file_digest
 from edgemask.core.pipeline import Face
-
-
-@pytest.mark.parametrize(
-    ("name", "safe"),
-    [
-        ("../x.jpg", "x.jpg"),
-        ("../../etc/passwd", "etc__passwd"),
-        ("/abs/path/img.png", "abs__path__img.png"),
-        ("..\\..\\win.jpg", "win.jpg"),
-        ("sub/dir/a b#c.jpg", "sub__dir__a_b_c.jpg"),
-        (".hidden", "hidden"),
-        ("..", "unnamed"),
-        ("", "unnamed"),
-        ("x\n../y", "x_..__y"),
-    ],
-)
-def test_safe_name(name: str, safe: str) -> None:
-    assert safe_name(name) == safe
 
 
 def test_inside_refuses_escapes(tmp_path: Path) -> None:
@@ -144,6 +126,23 @@ def test_existing_crops_get_new_names(tmp_path: Path) -> None:
     assert written == [out / "with_mask" / "a_face0-1.jpg"]
     assert (out / "with_mask" / "a_face0.jpg").read_bytes() == b"keep me"
     assert cv2.imread(str(written[0])).shape == (10, 10, 3)
+
+
+def test_sort_into_keeps_names_in_any_script(tmp_path: Path) -> None:
+    (tmp_path / "raw" / "отпуск").mkdir(parents=True)
+    for value, name in ((200, "фото 1 ✓.png"), (210, "отпуск/写真:1.png")):  # two pictures, two digests
+        png = cv2.imencode(".png", np.full((40, 40, 3), value, np.uint8))[1].tobytes()
+        (tmp_path / "raw" / name).write_bytes(png)
+    out = tmp_path / "sorted"
+    assert main(["--source", str(tmp_path / "raw"), "--sort-into", str(out)], lambda a: FakePipeline()) == 0
+    crops = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.jpg"))
+    assert crops == [
+        "with_mask/отпуск__写真_1_face0.jpg",
+        "with_mask/фото 1 ✓_face0.jpg",
+        "without_mask/отпуск__写真_1_face1.jpg",
+        "without_mask/фото 1 ✓_face1.jpg",
+    ]
+    assert sorted(r["crop"] for r in rows(out)) == crops
 
 
 def test_manifest_records_faceless_sources_and_survives_a_torn_row(tmp_path: Path) -> None:

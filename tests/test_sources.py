@@ -30,6 +30,7 @@ from edgemask.app.sources import (
     open_source,
     redact_url,
 )
+from edgemask.core.imageio import SNIFF_BYTES, is_image_data
 
 
 def scene_images(scenes_dir: Path, n: int) -> list[np.ndarray]:
@@ -135,6 +136,29 @@ def test_bad_files_are_skipped_with_reasons_and_odd_ones_read(tmp_path: Path, sc
     frames = [i.index for i in items if isinstance(i, Frame)]
     assert skipped == [k for k, i in enumerate(items) if isinstance(i, Skipped)]  # place in the listing
     assert frames == list(range(len(frames)))  # frames are numbered as they come out
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png", ".bmp", ".tiff", ".webp", ".ppm", ".pgm"])
+def test_every_format_opencv_writes_is_known_by_its_first_bytes(suffix: str) -> None:
+    image = np.full((8, 8) if suffix == ".pgm" else (8, 8, 3), 90, np.uint8)
+    encoded = cv2.imencode(suffix, image)[1].tobytes()
+    assert is_image_data(encoded[:SNIFF_BYTES])
+    assert not is_image_data(b"# README\nhello")
+
+
+def test_images_without_a_suffix_are_known_by_their_content(tmp_path: Path) -> None:
+    image = np.full((24, 32, 3), 120, np.uint8)
+    (tmp_path / "IMG_0001").write_bytes(cv2.imencode(".jpg", image)[1].tobytes())
+    (tmp_path / "scan").write_bytes(cv2.imencode(".png", image)[1].tobytes())
+    (tmp_path / "notes").write_text("not a picture")
+    (tmp_path / "README.txt").write_bytes(cv2.imencode(".png", image)[1].tobytes())
+    items = {Path(i.name).name: i for i in open_source(str(tmp_path))}
+    assert {n for n, i in items.items() if isinstance(i, Frame)} == {"IMG_0001", "scan"}
+    assert items["IMG_0001"].image.shape == (24, 32, 3)
+    assert {n: i.reason for n, i in items.items() if isinstance(i, Skipped)} == {
+        "notes": NOT_AN_IMAGE,
+        "README.txt": NOT_AN_IMAGE,
+    }
 
 
 def test_done_predicate_skips_by_content_and_frames_carry_their_digest(tmp_path: Path) -> None:

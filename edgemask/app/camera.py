@@ -13,7 +13,8 @@ from __future__ import annotations
 import importlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -99,9 +100,22 @@ def parse_picamera(spec: str) -> int | None:
     return int(num or 0)
 
 
+@contextmanager
+def opencv_errors_only() -> Iterator[None]:
+    """OpenCV's own log at ERROR level while a capture opens: its ``[ WARN:...]`` lines for a missing
+    camera would print before (and say less than) edgemask's one-line error."""
+    previous = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(previous)
+
+
 def open_opencv(target: int | str, size: tuple[int, int] | None = None) -> cv2.VideoCapture:
     """An opened ``cv2.VideoCapture`` for a camera index, a device path or a stream URL."""
-    cap = cv2.VideoCapture(target)
+    with opencv_errors_only():
+        cap = cv2.VideoCapture(target)
     if not cap.isOpened():
         cap.release()
         if isinstance(target, int):

@@ -140,8 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     model = parser.add_argument_group(
         "models",
-        f"defaults: the int8 files in models/ (or ${MODELS_ENV}), made by edgemask-export; every "
-        "threshold and size defaults to what the model file records",
+        f"defaults: each model's file of --backend and --precision in ${MODELS_ENV}, the checkout's "
+        "models/ or the files installed with edgemask; every threshold and size defaults to what the "
+        "model file records",
     )
     model.add_argument(
         "--detector",
@@ -163,8 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--precision",
         choices=[AUTO, *PRECISIONS],
         default=AUTO,
-        help="precision of the default files; auto: int8, except where another was measured faster on "
-        "this CPU architecture (here: " + ", ".join(f"{m} {default_precision(m)}" for m in MODELS) + "). "
+        help="precision of the default files; auto: the file measured fastest on this kind of CPU "
+        "(here: " + ", ".join(f"{m} {default_precision(m)}" for m in MODELS) + "). "
         "ONNX has no fp16 (default: %(default)s)",
     )
     model.add_argument(

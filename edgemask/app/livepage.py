@@ -128,11 +128,18 @@ def escape_label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
+SIGNIFICANT_DIGITS = 9
+"""Enough for a counter of a billion and for microseconds of a latency, few enough to drop float noise
+(``0.1 + 0.2`` is shown as ``0.3``, not ``0.30000000000000004``)."""
+
+
 def number(value: float | None) -> str:
     """A sample value; a missing figure is NaN, as Prometheus expects for a summary with no observations."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "NaN"
-    return repr(float(value)) if isinstance(value, float) else str(value)
+    if isinstance(value, float) and math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return format(value, f".{SIGNIFICANT_DIGITS}g") if isinstance(value, float) else str(value)
 
 
 def family(name: str, kind: str, help_text: str, samples: list[tuple[str, dict[str, str], Any]]) -> list[str]:

@@ -7,22 +7,46 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
+from itertools import groupby
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
-MAX_NAME_CHARS = 120
+SEPARATORS = re.compile(r"[\\/]+")
+RESERVED_CHARS = frozenset(':*?"<>|')
+"""Characters some file system or shell treats specially (Windows forbids them all)."""
+MAX_NAME_BYTES = 200
+"""File systems limit a name to 255 bytes (not characters: a Cyrillic letter takes 2, a CJK one 3); this
+leaves room for a numbered suffix and a ``_face12.jpg`` tail."""
 MAX_NUMBERED = 100_000
+
+
+def is_safe_char(char: str) -> bool:
+    """Letters, digits, marks, symbols and spaces of any script; not control, format, surrogate or
+    unassigned characters, line or paragraph separators, nor the reserved punctuation."""
+    category = unicodedata.category(char)
+    return char not in RESERVED_CHARS and category[0] != "C" and category not in ("Zl", "Zp")
+
+
+def clip_bytes(text: str, limit: int) -> str:
+    """The longest prefix of ``text`` that is at most ``limit`` bytes in UTF-8."""
+    return text.encode("utf-8")[:limit].decode("utf-8", errors="ignore")
 
 
 def safe_name(text: str) -> str:
     """A single file-name part from any source name or path: folders joined with ``__``, ``..`` and empty
-    parts dropped, anything but ``[A-Za-z0-9._-]`` replaced by ``_``, no leading dot, never empty."""
-    parts = [p for p in re.split(r"[\\/]+", text) if p not in ("", ".", "..")]
-    name = "__".join(UNSAFE_CHARS.sub("_", p) for p in parts).lstrip(".")
-    return name[:MAX_NAME_CHARS] or "unnamed"
+    parts dropped, unsafe characters (:func:`is_safe_char`) replaced by ``_`` (runs of them by one), no
+    leading dot, at most :data:`MAX_NAME_BYTES`, never empty. ``фото 1 ✓.jpg`` stays ``фото 1 ✓.jpg``."""
+    parts = [p for p in SEPARATORS.split(text) if p not in ("", ".", "..")]
+    name = "__".join(replace_unsafe(p) for p in parts).lstrip(".")
+    return clip_bytes(name, MAX_NAME_BYTES) or "unnamed"
+
+
+def replace_unsafe(part: str) -> str:
+    """``part`` with every run of unsafe characters replaced by one ``_``."""
+    return "".join("".join(run) if safe else "_" for safe, run in groupby(part, is_safe_char))
 
 
 def inside(folder: Path, name: str) -> Path:

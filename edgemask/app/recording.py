@@ -22,7 +22,22 @@ VIDEO_CODECS = {".mp4": "mp4v", ".avi": "MJPG"}
 
 
 class SaveError(ValueError):
-    """A ``--save`` target that does not fit the source, or a video that cannot be written."""
+    """A ``--save`` target that does not fit the source, or that cannot be written: one line, exit 2."""
+
+
+def cannot_write(path: Path, error: OSError) -> SaveError:
+    return SaveError(f"--save {path}: cannot write there ({error.strerror or error})")
+
+
+def make_folder(folder: Path) -> None:
+    """Create ``folder`` (and its parents) now, so an unwritable ``--save`` fails before any frame."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        in_the_way = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+        if in_the_way is not None:
+            raise SaveError(f"--save {folder}: {in_the_way} is a file, not a folder") from e
+        raise cannot_write(folder, e) from e
 
 
 class ImageSaver:
@@ -34,10 +49,9 @@ class ImageSaver:
         self.single_file = single_file
         self.written: list[Path] = []
         self.renamed = 0
-        if not single_file:
-            if target.exists() and not target.is_dir():
-                raise SaveError(f"--save {target}: exists and is not a folder")
-            target.mkdir(parents=True, exist_ok=True)
+        if not single_file and target.exists() and not target.is_dir():
+            raise SaveError(f"--save {target}: exists and is not a folder")
+        make_folder(target.parent if single_file else target)
 
     def path_for(self, frame: Frame) -> Path:
         if self.single_file:
@@ -49,7 +63,10 @@ class ImageSaver:
 
     def write(self, frame: Frame, image: np.ndarray) -> None:
         wanted = self.path_for(frame)
-        self.written.append(write_image_new(wanted, image))
+        try:
+            self.written.append(write_image_new(wanted, image))
+        except OSError as e:
+            raise cannot_write(wanted, e) from e
         self.renamed += self.written[-1] != wanted
 
     def close(self) -> None:
@@ -83,10 +100,13 @@ class VideoSaver:
         self.size: tuple[int, int] | None = None
         self.frames_written = 0
         self.t0 = 0.0
+        make_folder(target.parent)
 
     def _open(self, image: np.ndarray) -> None:
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        self.path = reserve_new(self.target)
+        try:
+            self.path = reserve_new(self.target)
+        except OSError as e:
+            raise cannot_write(self.target, e) from e
         self.size = (image.shape[1], image.shape[0])
         fourcc = cv2.VideoWriter_fourcc(*VIDEO_CODECS[self.target.suffix.lower()])
         self.writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, self.size)

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from edgemask.app.camera import Backoff, LatestFrameReader, open_capture
-from edgemask.core.imageio import IMAGE_SUFFIXES, ImageError, decode_image
+from edgemask.core.imageio import ImageError, decode_image, is_image_file
 from edgemask.core.ops.image import to_bgr8
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
@@ -134,13 +134,9 @@ class ImageFiles(Source):
             frames += 1
 
 
-def is_image_name(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES
-
-
 def read_bytes(path: Path) -> tuple[bytes | None, str]:
     """``(bytes, "")`` of an image file, or ``(None, reason)`` with one of this module's skip reasons."""
-    if not is_image_name(path):
+    if not is_image_file(path):
         return None, NOT_AN_IMAGE
     try:
         data = path.read_bytes()

@@ -226,6 +226,13 @@ BACKENDS: dict[str, type[Backend]] = {"tflite": TFLiteBackend, "onnx": OnnxBacke
 """The runtime class of each format of :data:`edgemask.core.formats.FORMATS`."""
 
 
+class FailedGateWarning(UserWarning):
+    """A model file installed although it failed its export gate (``edgemask-export --keep-failed``)."""
+
+
+_warned_failed_gate: set[Path] = set()
+
+
 def load_backend(path: str | os.PathLike, threads: int = 1) -> Backend:
     """Load a model file exported by ``edgemask-export``; the formats table picks the runtime."""
     path = Path(path)
@@ -235,4 +242,19 @@ def load_backend(path: str | os.PathLike, threads: int = 1) -> Backend:
         raise BackendError(str(e)) from e
     if not path.is_file():
         raise BackendError(f"{path}: model file not found (run edgemask-export or pass the model path)")
-    return BACKENDS[fmt.name](path, threads=max(1, int(threads)))
+    backend = BACKENDS[fmt.name](path, threads=max(1, int(threads)))
+    warn_failed_gate(backend)
+    return backend
+
+
+def warn_failed_gate(backend: Backend) -> None:
+    """Once per file and process: say that ``backend``'s file failed its gate and why."""
+    failures = backend.meta.failed_gate
+    if failures and backend.path.resolve() not in _warned_failed_gate:
+        _warned_failed_gate.add(backend.path.resolve())
+        warnings.warn(
+            f"{backend.path}: installed with edgemask-export --keep-failed although it failed its "
+            f"verification gate ({'; '.join(failures)})",
+            FailedGateWarning,
+            stacklevel=3,
+        )

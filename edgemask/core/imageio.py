@@ -13,6 +13,18 @@ IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".jfif", ".pgm", ".ppm"}
 )
 
+IMAGE_SIGNATURES = (
+    b"\xff\xd8\xff",  # JPEG
+    b"\x89PNG\r\n\x1a\n",
+    b"BM",
+    b"II*\x00",  # TIFF, little-endian
+    b"MM\x00*",  # TIFF, big-endian
+    b"P5",  # PGM
+    b"P6",  # PPM
+)
+"""How the formats OpenCV decodes begin (WebP also has ``WEBP`` at offset 8, see :func:`is_image_data`)."""
+SNIFF_BYTES = 12
+
 
 class ImageError(ValueError):
     """A file that is not a readable image. Batch jobs catch it, warn, count and go on."""
@@ -41,11 +53,31 @@ def decode_image(data: np.ndarray, name: str = "<bytes>") -> np.ndarray:
     return image
 
 
+def is_image_data(head: bytes) -> bool:
+    """Whether a file's first bytes are those of an image format OpenCV decodes."""
+    return head.startswith(IMAGE_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    """An image by its name, or by its content when its name says nothing (``IMG_0001``, a hash): a file
+    with another suffix (``README.txt``, ``clip.mp4``) is not opened."""
+    path = Path(path)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return True
+    if path.suffix:
+        return False
+    try:
+        with open(path, "rb") as f:
+            return is_image_data(f.read(SNIFF_BYTES))
+    except OSError:
+        return False
+
+
 def list_images(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
-    """Image files under ``folder`` by suffix, sorted, so runs are reproducible."""
+    """Image files under ``folder`` (:func:`is_image_file`), sorted, so runs are reproducible."""
     folder = Path(folder)
     pattern = "**/*" if recursive else "*"
-    return sorted(p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(p for p in folder.glob(pattern) if p.is_file() and is_image_file(p))
 
 
 def iter_images(paths: list[Path]) -> Iterator[tuple[Path, np.ndarray | ImageError]]:

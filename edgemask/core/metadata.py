@@ -113,6 +113,8 @@ class ModelMeta:
     ones the export gate checked.
     ``channel_order`` is what the model expects (``"RGB"`` or ``"BGR"``); pixels go in as 0-255 values,
     normalization (``mean``/``scale`` for documentation) already happens inside the model.
+    ``failed_gate`` lists why the export gate refused a file that ``edgemask-export --keep-failed``
+    installed anyway; the loader warns about such a file.
     """
 
     task: str
@@ -132,6 +134,7 @@ class ModelMeta:
     sources: dict[str, str] = field(default_factory=dict)
     edgemask_version: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    failed_gate: tuple[str, ...] = ()
     checksum: Checksum | None = None
 
     def to_json(self) -> str:

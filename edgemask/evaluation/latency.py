@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from edgemask.core.backends import Backend, load_backend, quantize
 from edgemask.core.classifier import MaskClassifier
-from edgemask.core.detectors import default_passes
+from edgemask.core.detectors import detector_for
 from edgemask.core.formats import DETECTORS, FORMATS, MODELS, Variant
 from edgemask.core.ops.boxes import crop, face_crop_boxes
 from edgemask.core.ops.image import classifier_input
@@ -48,10 +48,10 @@ def sample_scene(folder: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def model_blobs(model: str, backend: Backend, frame: np.ndarray, face: np.ndarray) -> list[np.ndarray]:
-    """What the runtime feeds ``backend`` for one frame: a detector's passes at its family's default
-    operating point, or the classifier's batch of one face."""
+    """What the runtime feeds ``backend`` for one frame: a detector's passes at the operating point its
+    file records, or the classifier's batch of one face."""
     if model in DETECTORS:
-        return [p.blob for p in default_passes(model, frame)]
+        return [p.blob for p in detector_for(backend).passes(frame)]
     blob = classifier_input(face, int(backend.meta.input_size[0]))[None]
     return [blob[..., ::-1] if backend.meta.channel_order == "BGR" else blob]
 

@@ -8,6 +8,7 @@ MobileNetV2's convolutional weights do not depend on the input size, so the 224 
 from __future__ import annotations
 
 import os
+import re
 import zipfile
 from typing import Any
 
@@ -39,8 +40,15 @@ def load_keras_model(path: str | os.PathLike) -> Any:
     try:
         return keras.models.load_model(path, compile=False)
     except Exception as e:  # Keras raises many types for a bad archive
-        message = (str(e).strip().splitlines() or [""])[0][:200]
+        message = first_sentence(str(e))
         raise KerasFileError(f"{path}: not a loadable Keras model ({type(e).__name__}: {message})") from e
+
+
+def first_sentence(text: str) -> str:
+    """The first line of ``text`` up to its first full stop: Keras's messages run on for paragraphs, and
+    a cut at a fixed length ends mid-word."""
+    line = (text.strip().splitlines() or [""])[0]
+    return re.split(r"(?<=\.)\s+(?=[A-Z])", line, maxsplit=1)[0]
 
 
 def configure_keras_home() -> str | None:
