@@ -13,7 +13,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 STDERR_FD = 2
 DROPPED_PREFIX = "INFO: "
@@ -22,10 +22,16 @@ _lock = threading.RLock()
 """fd 2 is one per process: two threads swapping it at once could leave it pointing at a dead file."""
 
 
-@contextmanager
-def native_info_dropped() -> Iterator[None]:
+def native_info_dropped() -> AbstractContextManager[None]:
     """Run the block with fd 2 captured; afterwards write what was captured to ``sys.stderr``, minus the
     native runtime's ``INFO:`` lines."""
+    return native_lines_dropped(DROPPED_PREFIX)
+
+
+@contextmanager
+def native_lines_dropped(*prefixes: str) -> Iterator[None]:
+    """Run the block with fd 2 captured; afterwards write what was captured to ``sys.stderr``, minus the
+    lines starting with one of ``prefixes``."""
     if os.environ.get(KEEP_ENV) == "1":
         yield
         return
@@ -46,7 +52,7 @@ def native_info_dropped() -> Iterator[None]:
                 os.close(saved)
                 capture.seek(0)
                 text = capture.read().decode(errors="replace")
-                kept = [line for line in text.splitlines(True) if not line.startswith(DROPPED_PREFIX)]
+                kept = [line for line in text.splitlines(True) if not line.startswith(prefixes)]
                 if kept:
                     sys.stderr.write("".join(kept))
                     sys.stderr.flush()

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from edgemask.core.backends import Backend, load_backend, quantize
 from edgemask.core.classifier import MaskClassifier
 from edgemask.core.detectors import default_passes
-from edgemask.core.formats import DETECTORS, FORMATS, MODELS, Variant
+from edgemask.core.formats import DETECTORS, FORMATS, MODELS, Variant, family_of
 from edgemask.core.ops.boxes import crop, face_crop_boxes
 from edgemask.core.ops.image import classifier_input
 from edgemask.evaluation.machine import proc_status_mb
@@ -50,7 +50,7 @@ def model_blobs(model: str, backend: Backend, frame: np.ndarray, face: np.ndarra
     """What the runtime feeds ``backend`` for one frame: a detector's passes at its family's default
     operating point, or the classifier's batch of one face."""
     if model in DETECTORS:
-        return [p.blob for p in default_passes(model, frame)]
+        return [p.blob for p in default_passes(family_of(model), frame)]
     blob = classifier_input(face, int(backend.meta.input_size[0]))[None]
     return [blob[..., ::-1] if backend.meta.channel_order == "BGR" else blob]
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from edgemask.labels import LABELS
-from edgemask.training.augment import AugmentConfig
+from edgemask.training.classifier.augment import AugmentConfig
 from edgemask.training.data import (
     DataError,
     Faces,
@@ -73,7 +73,7 @@ class TrainConfig:
     eval_data: list[str] = field(default_factory=list)
     eval_voc: list[str] = field(default_factory=list)
     scenes: list[str] = field(default_factory=list)
-    """VOC scene folders to cut training crops from (see :mod:`edgemask.training.scenes`)."""
+    """VOC scene folders to cut training crops from (see :mod:`edgemask.training.classifier.scenes`)."""
     detector: str | None = None
     """Detector file whose boxes give the runtime-like scene crops; None: ground-truth crops only."""
     incorrect: str = "skip"
@@ -87,7 +87,8 @@ class TrainConfig:
     balance: bool = False
     """Shift the unmasked output bias so max(FAR, FRR) on the validation crops is smallest."""
     quant_aware: bool = False
-    """Fine-tune through simulated int8 rounding (:mod:`edgemask.training.quantize`); implies keep last."""
+    """Fine-tune through simulated int8 rounding (:mod:`~edgemask.training.classifier.quantize`); implies
+    keep last."""
     card: str | None = None
     force: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -112,7 +113,7 @@ def prepare_data(cfg: TrainConfig) -> tuple[Faces, Faces, dict, np.ndarray]:
     scene_info: dict = {}
     if cfg.scenes:
         from edgemask.core.pipeline import DEFAULT_MARGIN
-        from edgemask.training.scenes import scene_sets
+        from edgemask.training.classifier.scenes import scene_sets
 
         scene_train, scene_val, bank, scene_info = scene_sets(
             cfg.scenes, cfg.input_size, cfg.detector, cfg.run_dir, DEFAULT_MARGIN, cfg.incorrect,
@@ -268,13 +269,13 @@ def train(cfg: TrainConfig) -> dict:
     train_faces, val_faces, data_info, bank = prepare_data(cfg)
     log.info("data: %s", json.dumps(data_info))
 
-    from edgemask.training.model import build_classifier, configure_keras_home
+    from edgemask.training.classifier.model import build_classifier, configure_keras_home
 
     configure_keras_home()
     import keras
     import tensorflow as tf
 
-    from edgemask.training.augment import make_augmenter
+    from edgemask.training.classifier.augment import make_augmenter
 
     strategy = make_strategy(cfg.strategy)
     keras.utils.set_random_seed(cfg.seed)
@@ -283,7 +284,7 @@ def train(cfg: TrainConfig) -> dict:
         if cfg.init_from:
             model.set_weights(keras.models.load_model(cfg.init_from, compile=False).get_weights())
         if cfg.quant_aware:
-            from edgemask.training.quantize import activation_ranges, quant_aware_copy
+            from edgemask.training.classifier.quantize import activation_ranges, quant_aware_copy
 
             sample = np.random.default_rng(cfg.seed).permutation(len(train_faces.labels))[:CALIBRATION_CROPS]
             model = quant_aware_copy(model, activation_ranges(model, train_faces.images[np.sort(sample)]))
@@ -312,14 +313,14 @@ def train(cfg: TrainConfig) -> dict:
         model = keras.models.load_model(best_path, compile=False)
     final = build_classifier(cfg.input_size, cfg.fine_tune_from, cfg.dropout, imagenet=False)
     if cfg.quant_aware:
-        from edgemask.training.quantize import plain_weights
+        from edgemask.training.classifier.quantize import plain_weights
 
         plain_weights(model, final)
     else:
         final.set_weights(model.get_weights())
     bias_shift = None
     if cfg.balance:
-        from edgemask.training.balance import balance_on
+        from edgemask.training.classifier.balance import balance_on
 
         bias_shift = balance_on(final, val_faces.images, val_faces.labels, cfg.batch_size)
         log.info("unmasked output bias shifted by %.3f (validation minimax FAR/FRR)", bias_shift)
