@@ -287,17 +287,21 @@ def config_from(cls: type, args: argparse.Namespace) -> Any:
     return cls(**values)
 
 
-def import_tensorflow(verbose: bool) -> None:
-    """Import TensorFlow and Keras (and start TF's runtime) with their start-up lines hidden unless
-    ``verbose``: they are the same on every run and bury the ones that matter."""
-    if verbose:
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    warnings.filterwarnings("ignore", message=".*shuffle.*", category=UserWarning)
-    with native_lines_dropped(*TF_START_UP_LINES):
+def import_tensorflow(verbose: bool, threads: int | None) -> None:
+    """Import TensorFlow and Keras and start TF's runtime (with ``threads`` intra-op threads if given)
+    with their start-up lines hidden unless ``verbose``: they are the same on every run and bury the
+    ones that matter."""
+    if not verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        warnings.filterwarnings("ignore", message=".*shuffle.*", category=UserWarning)
+    with native_lines_dropped(*([] if verbose else TF_START_UP_LINES)):
         import keras  # noqa: F401
         import tensorflow as tf
 
+        if threads:
+            from edgemask.training.detector.fit import configure_threads
+
+            configure_threads(threads)
         tf.constant(0.0) + 0  # device set-up logs its CUDA probe here
 
 
@@ -333,7 +337,7 @@ def train_main(argv: list[str] | None = None) -> int:
         print(f"edgemask-train: error: {problem}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    import_tensorflow(args.verbose)
+    import_tensorflow(args.verbose, getattr(args, "threads", None))
     run = train_classifier if args.stage == "classifier" else train_detector
     try:
         return run(args)

@@ -3,10 +3,11 @@
 The assigner is SimOTA (YOLOX's, as libfacedetection.train trains YuNet): a face's candidate cells are
 those whose centre lies inside the face box or within ``radius`` strides of its centre; each candidate
 costs ``cls + 3 · -log IoU`` (plus a large penalty unless it is inside both regions), and the face takes
-its ``k`` cheapest candidates, ``k`` being the sum of its 10 best IoUs (at least 1). A cell claimed by two
-faces goes to the cheaper one. The predictions that price the candidates are the frozen source model's
-(the teacher's), not the student's: they come free with the teacher pass that distils the landmarks, and
-they keep the assignment steady while the student moves.
+its ``k`` cheapest candidates (its own: a cell near another face only is not one), ``k`` being the sum
+of its 10 best IoUs (at least 1). A cell claimed by two faces goes to the cheaper one. The predictions
+that price the candidates are the frozen source model's (the teacher's), not the student's: they come
+free with the teacher pass that distils the landmarks, and they keep the assignment steady while the
+student moves.
 
 Cells are YuNet's: the decoding origin of cell ``[col, row]`` is its top-left corner ``[col, row] · stride``
 (:func:`edgemask.core.ops.yunet.decode_boxes`); like libfacedetection.train, assignment measures from the
@@ -85,9 +86,11 @@ def simota(
     # Binary cross-entropy of the predicted score against the IoU it would be trained towards.
     cls_cost = -(ious * np.log(p) + (1 - ious) * np.log(1 - p))
     inside_both = in_box[:, idx] & in_centre[:, idx]
+    own = in_box[:, idx] | in_centre[:, idx]
     cost = cls_cost + 3.0 * -np.log(ious + EPS) + OUTSIDE_COST * ~inside_both
-    top = np.sort(ious, axis=1)[:, ::-1][:, :CANDIDATE_IOUS]
-    ks = np.clip(top.sum(axis=1).astype(np.int64), 1, len(idx))
+    cost = np.where(own, cost, np.inf)
+    top = np.sort(np.where(own, ious, 0.0), axis=1)[:, ::-1][:, :CANDIDATE_IOUS]
+    ks = np.minimum(np.maximum(top.sum(axis=1).astype(np.int64), 1), own.sum(axis=1))
     claims = np.zeros_like(cost, dtype=bool)
     for f, k in enumerate(ks):
         claims[f, np.argsort(cost[f], kind="stable")[:k]] = True
@@ -99,6 +102,15 @@ def simota(
     return face_of, iou_of
 
 
+def covered_share(small: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """``(len(small),)`` the largest share of each box's area inside one of ``faces``."""
+    lt = np.maximum(small[:, None, :2], faces[None, :, :2])
+    rb = np.minimum(small[:, None, 2:], faces[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=-1)
+    area = np.prod(np.clip(small[:, 2:] - small[:, :2], 0, None), axis=-1)
+    return (inter / np.maximum(area, EPS)[:, None]).max(axis=1)
+
+
 def unlabelled_small_faces(
     pred_boxes: np.ndarray,
     pred_scores: np.ndarray,
@@ -108,15 +120,16 @@ def unlabelled_small_faces(
     smaller_than: float = 0.5,
     overlap: float = 0.3,
 ) -> np.ndarray:
-    """``(N,)`` cells to leave out of the background loss: the teacher is confident (≥ ``score``) of a
+    """``(N,)`` cells to leave out of the background loss: the teacher is confident (>= ``score``) of a
     face there that is much smaller (side < ``smaller_than`` × ``reference_side``, the scene's smallest
-    labelled face) and overlaps no labelled face. Scenes leave many tiny background faces unlabelled; a
-    confident small find is more likely one of them than a false face, so it is neither taught nor
-    punished."""
+    labelled face) and lies outside every labelled face (less than ``overlap`` of it inside one). Scenes
+    leave many tiny background faces unlabelled; a confident small find there is more likely one of them
+    than a false face, so it is neither taught nor punished. A small find on a labelled face (an eye, a
+    mask) is still punished."""
     sides = np.sqrt(np.prod(np.clip(pred_boxes[:, 2:] - pred_boxes[:, :2], 0, None), axis=-1))
     small = (pred_scores >= score) & (sides < smaller_than * reference_side)
     if len(faces) and small.any():
-        small[small] = iou_matrix(pred_boxes[small], faces).max(axis=1) < overlap
+        small[small] = covered_share(pred_boxes[small], faces) < overlap
     return small
 
 

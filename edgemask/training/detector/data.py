@@ -44,13 +44,13 @@ def load_face_scenes(folder: str | os.PathLike, limit: int | None = None) -> lis
 
 
 def split_scenes(scenes: list[FaceScene], fraction: float) -> tuple[list[FaceScene], list[FaceScene]]:
-    """``(train, held out)``; a tiny set keeps at least one scene on each side."""
+    """``(train, held out)``, neither empty: with one scene, it serves both."""
     held = [s for s in scenes if is_held_out(s.name, fraction)]
     train = [s for s in scenes if not is_held_out(s.name, fraction)]
-    if len(scenes) > 1 and not held:
-        held, train = train[-1:], train[:-1]
+    if not held:
+        held, train = train[-1:], train[:-1] or train
     if not train:
-        train, held = held[:1], held[1:] or held[:1]
+        train, held = held[:1], held[1:] or held
     return train, held
 
 

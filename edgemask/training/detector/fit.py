@@ -105,16 +105,16 @@ class Trainer:
     teacher: Any
     optimizer: Any
     priors: Priors
+    val_priors: Priors
     strides: tuple[int, ...]
 
     def __post_init__(self) -> None:
         import tensorflow as tf
 
-        cells = tf.constant(self.priors.cells)
-        per_cell = tf.constant(self.priors.strides[:, None])
-
         def loss_of(x: Any, targets: dict[str, Any], training: bool) -> dict[str, Any]:
             heads = stack_heads(self.student(x, training=training), self.strides)
+            priors = self.priors if x.shape[1] == self.cfg.input_size else self.val_priors
+            cells, per_cell = tf.constant(priors.cells), tf.constant(priors.strides[:, None])
             return detector_loss(heads, targets, cells, per_cell, self.cfg.weights)
 
         @tf.function(reduce_retracing=True)
@@ -138,13 +138,13 @@ class Trainer:
         self.train_step, self.teacher_step, self.student_step = train_step, teacher_step, student_step
         self.loss_of = tf.function(lambda x, t: loss_of(x, t, False), reduce_retracing=True)
 
-    def targets(self, batch: Batch) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def targets(self, batch: Batch, priors: Priors) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         x = batch.images.astype(np.float32)
         teacher = {k: np.asarray(v) for k, v in self.teacher_step(x).items()}
-        return x, batch_targets(batch, teacher, self.priors, self.cfg.radius)
+        return x, batch_targets(batch, teacher, priors, self.cfg.radius)
 
     def step(self, batch: Batch, lr: float) -> dict[str, float]:
-        x, targets = self.targets(batch)
+        x, targets = self.targets(batch, self.priors)
         self.optimizer.learning_rate.assign(lr)
         return {k: float(v) for k, v in self.train_step(x, targets).items()}
 
@@ -153,11 +153,11 @@ class Trainer:
         evaluator = DetectionEvaluator(labels=("face",))
         at_threshold = DetectionEvaluator(labels=("face",))
         losses = []
-        for batch in held_out_batches(scenes, self.cfg.batch_size, self.cfg.input_size):
-            x, targets = self.targets(batch)
+        for batch in held_out_batches(scenes, self.cfg.batch_size, self.cfg.val_size):
+            x, targets = self.targets(batch, self.val_priors)
             losses.append(float(self.loss_of(x, targets)["total"]) * len(x))
             heads = {k: np.asarray(v) for k, v in self.student_step(x).items()}
-            boxes = decode_boxes(heads["bbox"], self.priors.cells, self.priors.strides[:, None])
+            boxes = decode_boxes(heads["bbox"], self.val_priors.cells, self.val_priors.strides[:, None])
             scores = np.sqrt(np.clip(heads["cls"], 0, 1) * np.clip(heads["obj"], 0, 1))
             for i, faces in enumerate(batch.faces):
                 for ev, floor in ((evaluator, EVAL_CONFIDENCE), (at_threshold, REPORT_CONFIDENCE)):
@@ -188,7 +188,8 @@ def build_trainer(cfg: DetectorTrainConfig) -> Trainer:
     )
     optimizer.build(student.trainable_variables)
     priors = priors_for(cfg.input_size, cfg.input_size, strides)
-    return Trainer(cfg, student, teacher, optimizer, priors, strides)
+    val_priors = priors_for(cfg.val_size, cfg.val_size, strides)
+    return Trainer(cfg, student, teacher, optimizer, priors, val_priors, strides)
 
 
 def save_run(path: Path, trainer: Trainer, state: dict) -> None:
@@ -224,10 +225,16 @@ def write_history(path: Path, history: list[dict]) -> None:
 
 
 def configure_threads(threads: int) -> None:
+    """TensorFlow's thread pools, if TensorFlow has not started them yet (then they stay as they are)."""
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    if tf.config.threading.get_intra_op_parallelism_threads() == threads:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        log.warning("TensorFlow is already running: its thread pools stay as they are, not %d", threads)
 
 
 def run_epoch(trainer: Trainer, scenes: list[FaceScene], epoch: int, step0: int, total: int) -> dict:

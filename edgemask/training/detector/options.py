@@ -46,6 +46,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="square training view side, a multiple of 32 (default %(default)s)",
     )
     p.add_argument(
+        "--val-size",
+        type=view_side,
+        default=d.val_size,
+        help="long side the held-out scenes are scored at, as the runtime runs (default %(default)s)",
+    )
+    p.add_argument(
         "--epochs", type=whole_in_range(1, 10_000), default=d.epochs, help="at most (default %(default)s)"
     )
     p.add_argument(
@@ -89,5 +95,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=fraction,
         default=a.shrink_prob,
         help="share of views scaled down further and padded, for faces under 16 px (default %(default)s)",
+    )
+    p.add_argument(
+        "--shrink-min",
+        type=in_range(0.1, 1.0),
+        default=a.shrink_min,
+        help="smallest share of the view a shrunk crop fills (default %(default)s)",
     )
     p.add_argument("--flip-prob", type=fraction, default=a.flip_prob, help="(default %(default)s)")
