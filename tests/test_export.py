@@ -142,6 +142,11 @@ def test_yunet_exports_describe_themselves_and_agree(tmp_path: Path, scenes_dir:
         ops = tflite_ops(out / f"face_detector_yunet_{precision}.tflite")
         assert ops.isdisjoint({"SHAPE", "STRIDED_SLICE", "SLICE", "TILE", "EXPAND_DIMS"}), ops
         assert "DEPTH_TO_SPACE" in ops
+    # The ONNX files upsample with Resize, as the source does (ONNX Runtime runs it in its own layout).
+    import onnx
+
+    fp32_onnx = [n.op_type for n in onnx.load(out / "face_detector_yunet_fp32.onnx").graph.node]
+    assert fp32_onnx.count("Resize") == 2 and "DepthToSpace" not in fp32_onnx
 
 
 def tflite_ops(path: Path) -> set[str]:
