@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,16 @@ from edgemask import assets
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = REPO / "models"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_choice_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """edgemask-run's measured file choice goes to the session's own cache, never the user's (session
+    scope: module fixtures run edgemask-run before any function fixture)."""
+    path = tmp_path_factory.getbasetemp() / "file-choice.json"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("edgemask.app.autoselect.default_cache_path", lambda: path)
+        yield
 
 
 @pytest.fixture(scope="session")

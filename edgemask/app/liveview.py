@@ -113,10 +113,10 @@ class LiveView:
         self._fps: float | None = None
         self._stage_sum = dict.fromkeys(STAGES, 0.0)
         self._recent = {stage: deque(maxlen=window) for stage in STAGES}
-        self._models: dict[str, str] = {}
+        self._models: dict[str, Any] = {}
         self._source: dict[str, Any] = {}
 
-    def describe(self, models: dict[str, str], source: dict[str, Any]) -> None:
+    def describe(self, models: dict[str, Any], source: dict[str, Any]) -> None:
         """What runs on what; called when processing starts, so ``elapsed_s`` leaves out model loading."""
         with self._lock:
             self._models, self._source = dict(models), dict(source)
