@@ -23,7 +23,7 @@ import numpy as np
 
 from edgemask.argtypes import at_least, fraction, network_side, side_or_off, thread_count
 from edgemask.assets import DETECTOR_CAFFEMODEL, DETECTOR_PROTOTXT, REPO_ROOT, dataset, fetch, find
-from edgemask.core.formats import DEFAULT_VARIANT, DETECTORS, VARIANTS, Variant
+from edgemask.core.formats import DEFAULT_VARIANT, DETECTORS, VARIANTS, Variant, family_of
 from edgemask.core.metadata import read_metadata
 from edgemask.evaluation import accuracy, sweep
 from edgemask.evaluation.machine import describe, header_markdown, usable_cores
@@ -123,11 +123,11 @@ def run_comparison(
     args: argparse.Namespace, scenes: list[Scene], header: list[str], skips: list[str]
 ) -> dict:
     systems, notes = [], []
-    for family in args.detectors:
+    for detector in args.detectors:
         options, setting = accuracy.family_options(
-            family, args.conf, args.detector_size, args.small_face_size
+            family_of(detector), args.conf, args.detector_size, args.small_face_size
         )
-        found, missing = edgemask_systems(args.models, [family], args.formats, options, setting)
+        found, missing = edgemask_systems(args.models, [detector], args.formats, options, setting)
         systems += found
         notes += missing
     systems += detector_file_systems(
@@ -194,14 +194,14 @@ def run_comparison(
 
 def sweep_settings(args: argparse.Namespace, variant: Variant) -> tuple[list[sweep.Setting], list[str]]:
     settings, notes = [], []
-    for family in args.detectors:
+    for detector in args.detectors:
         classifier = classifier_for(variant, args.models)
-        files = [variant.path(args.models, family), classifier.path(args.models, "classifier")]
+        files = [variant.path(args.models, detector), classifier.path(args.models, "classifier")]
         lacking = [f.name for f in files if not f.is_file()]
         if lacking:
-            notes.append(f"{family} {variant.name}: not swept, missing {', '.join(lacking)}")
-        elif family == "yunet":
-            settings += sweep.yunet_grid(args.long_sides, args.nms_values or [None], args.margins)
+            notes.append(f"{detector} {variant.name}: not swept, missing {', '.join(lacking)}")
+        elif family_of(detector) == "yunet":
+            settings += sweep.yunet_grid(args.long_sides, args.nms_values or [None], args.margins, detector)
         else:
             settings += sweep.res10_grid(args.input_sizes, args.small_face_sizes, args.margins)
     return settings, notes

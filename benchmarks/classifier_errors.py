@@ -23,8 +23,8 @@ from edgemask.core.ops.boxes import crop, face_crop_boxes
 from edgemask.core.pipeline import DEFAULT_MARGIN
 from edgemask.evaluation.voc import load_scenes
 from edgemask.labels import LABELS
+from edgemask.training.classifier.scenes import DetectionCache, detections_cache, matched_truth
 from edgemask.training.evaluate import load_classifier
-from edgemask.training.scenes import DetectionCache, detections_cache, matched_truth
 
 WIDTH_BINS = ((0, 10), (10, 14), (14, 20), (20, 32), (32, 10_000))
 MASKED, BARE = LABELS.index("with_mask"), LABELS.index("without_mask")

@@ -10,7 +10,8 @@ after the other: ONNX Runtime's worker threads spin after each run); file size; 
 fresh process loads the file and runs it. Then, per model, the fastest variant at 1 thread.
 Part 2, end to end: ms per frame on scenes_dev frames with several faces, every system in turn on each
 frame (first place rotating), at ``--e2e-threads`` (default 1): the default pipeline (what
-``edgemask-run`` runs here: ``--precision auto``),
+``edgemask-run`` runs here: the files ``--format auto --precision auto`` measures fastest, printed with
+every candidate's time),
 the other variants of both families, YuNet at other long sides, res10 without its small-face pass, the
 classic recipe and AIZOO.
 Checks: default pipeline >= 10× faster per frame than the classic recipe at 1 thread; the int8
@@ -28,10 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemask.argtypes import at_least, network_side, side_or_off, thread_count
+from edgemask.app import autoselect
+from edgemask.app.models import candidates
+from edgemask.argtypes import DefaultsHelpFormatter, at_least, network_side, side_or_off, thread_count
 from edgemask.assets import REPO_ROOT, dataset
 from edgemask.core.detectors import DetectorOptions
-from edgemask.core.formats import DEFAULT_DETECTOR, DEFAULT_VARIANT, DETECTORS, VARIANTS
+from edgemask.core.formats import AUTO, DEFAULT_DETECTOR, DEFAULT_VARIANT, DETECTORS, VARIANTS
 from edgemask.evaluation import latency
 from edgemask.evaluation.machine import describe, header_markdown, usable_cores
 from edgemask.evaluation.report import plot_latency, write_json
@@ -47,12 +50,11 @@ from edgemask.evaluation.voc import load_scenes, skip_lines
 
 VARIANT_NAMES = [v.name for v in VARIANTS]
 CLASSIC = CLASSIC_NAMES["predict"]
+CHOICE_HOW = "edgemask-run's --format auto --precision auto, CPU time at 1 thread"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=DefaultsHelpFormatter)
     p.add_argument("--models", type=Path, default=REPO_ROOT / "models", help="folder of exported models")
     p.add_argument("--formats", nargs="+", choices=VARIANT_NAMES, metavar="FMT", help=f"of {VARIANT_NAMES}")
     p.add_argument("--scenes", type=Path, help="VOC scenes folder (default: scenes_dev from the assets)")
@@ -64,7 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=thread_count, nargs="+", help="per-model threads (default: 1, all)")
     p.add_argument("--e2e-threads", type=thread_count, default=1, help="threads for the end-to-end part")
     p.add_argument(
-        "--long-sides", type=network_side, nargs="*", default=[320, 480, 800], help="extra YuNet int8 rows"
+        "--long-sides",
+        type=network_side,
+        nargs="*",
+        default=[320, 480, 800],
+        help="extra rows: the default pipeline at these YuNet long sides",
     )
     p.add_argument(
         "--res10-small-face-sizes", type=side_or_off(), nargs="*", default=[0], help="extra res10 int8 rows"
@@ -84,17 +90,34 @@ def apply_quick(args: argparse.Namespace) -> None:
     args.threads = args.threads or sorted({1, usable_cores()})
 
 
-def e2e_systems(args: argparse.Namespace) -> tuple[list[EdgemaskSystem], list[str]]:
+def measured_default(models_dir: Path, notes: list[str]) -> tuple[EdgemaskSystem, list[str]]:
+    """The default detector family with the files ``edgemask-run`` chooses on this machine, and the choice
+    per model with every candidate's time (measured, or from edgemask-run's cache)."""
+    chooser = autoselect.Chooser(
+        autoselect.ChoiceCache(autoselect.default_cache_path(), notes.append), notes.append
+    )
+    variants = {}
+    for model in (DEFAULT_DETECTOR, "classifier"):
+        found = candidates(model, AUTO, AUTO, [models_dir])
+        if not found:
+            return default_system(), [f"{model}: no files in {models_dir}; default system as the table says"]
+        chosen = chooser.choose(model, found)
+        variants[model] = next(c.variant for c in found if c.path == chosen)
+    system = EdgemaskSystem(
+        DEFAULT_DETECTOR, variants[DEFAULT_DETECTOR], classifier_variant=variants["classifier"]
+    )
+    return system, [c.summary() for c in chooser.choices]
+
+
+def e2e_systems(args: argparse.Namespace, default: EdgemaskSystem) -> tuple[list[EdgemaskSystem], list[str]]:
     """The default pipeline first, then every variant of each family, then the extra settings."""
     families = [DEFAULT_DETECTOR, *(d for d in DETECTORS if d != DEFAULT_DETECTOR)]
     systems, notes = edgemask_systems(args.models, families, args.formats)
-    default = default_system()
     if not default.missing(args.models):
         same = default.files(args.models)
         systems = [default, *(s for s in systems if s.files(args.models) != same)]
     extras = [
-        replace(default_system("yunet"), options=DetectorOptions(size=s), setting=f"long side {s}")
-        for s in args.long_sides
+        replace(default, options=DetectorOptions(size=s), setting=f"long side {s}") for s in args.long_sides
     ] + [
         replace(
             default_system("res10"),
@@ -112,10 +135,12 @@ def e2e_systems(args: argparse.Namespace) -> tuple[list[EdgemaskSystem], list[st
     return systems, notes
 
 
-def end_to_end(args: argparse.Namespace, folder: Path) -> tuple[list[dict], dict, list[str]]:
+def end_to_end(
+    args: argparse.Namespace, folder: Path, default: EdgemaskSystem
+) -> tuple[list[dict], dict, list[str]]:
     loaded = load_scenes(folder, limit=args.frames, min_faces=args.min_faces)
     scenes = list(loaded)
-    systems, notes = e2e_systems(args)
+    systems, notes = e2e_systems(args, default)
     notes += skip_lines(loaded.skipped)
     peers = not args.no_peers
     built = build_systems(args.models, systems, args.e2e_threads, ("predict", "call") if peers else (), peers)
@@ -142,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     folder = args.scenes or dataset("scenes_dev")
     variants = [v for v in VARIANTS if not args.formats or v.name in args.formats]
     machine = describe()
+    choice_notes: list[str] = []
+    default_files, choices = measured_default(args.models, choice_notes)
+    machine["file_choice"] = choices
     files, notes = latency.model_files(args.models, variants)
     models = latency.time_model_files(
         files, args.models, folder, args.threads, args.runs, args.warmup, memory=not args.no_memory
@@ -149,12 +177,12 @@ def main(argv: list[str] | None = None) -> int:
     overhead = latency.classifier_overhead(
         DEFAULT_VARIANT.path(args.models, "classifier"), folder, args.runs, args.warmup
     )
-    e2e, info, e2e_notes = end_to_end(args, folder)
-    default = default_system().name
+    e2e, info, e2e_notes = end_to_end(args, folder, default_files)
+    default = default_files.name
     result = {
         "machine": machine,
         "settings": vars(args),
-        "notes": notes + e2e_notes,
+        "notes": notes + choice_notes + e2e_notes,
         "models": models,
         "fastest": latency.fastest_lines(models),
         "classifier_overhead": overhead,
@@ -162,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         "end_to_end_info": info,
         "checks": latency.check_lines(e2e, overhead, default, CLASSIC, args.e2e_threads),
     }
-    print("\n".join(["## Latency", "", header_markdown(machine), "", *latency.markdown(result)]))
+    chosen = [f"- file choice ({CHOICE_HOW}): {c}" for c in choices]
+    print("\n".join(["## Latency", "", header_markdown(machine), *chosen, "", *latency.markdown(result)]))
     if args.json_out:
         write_json(args.json_out, result)
     if args.plot:

@@ -18,6 +18,18 @@ MAX_THREADS = 256
 """Thread counts are capped well above any core count a device has: each thread is an OS thread."""
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``(default: X)`` after an option's help, unless the help names its default already, there is none
+    or the option is a flag: argparse's own formatter printed ``(default: scenes_dev from the assets)
+    (default: None)`` and ``(default: False)``."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default is None or action.nargs == 0:
+            return text
+        return super()._get_help_string(action)
+
+
 def _number(text: str, kind: type) -> float:
     try:
         return kind(text)

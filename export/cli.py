@@ -25,7 +25,7 @@ from edgemask.assets import (
     dataset,
     fetch,
 )
-from edgemask.core.formats import FORMATS, MODELS, PRECISIONS
+from edgemask.core.formats import DETECTORS, FORMATS, MODELS, PRECISIONS, family_of
 from edgemask.core.native_log import KEEP_ENV
 from edgemask.export.caffe_proto import CaffeFormatError
 from edgemask.export.calibration import DEFAULT_CLASSIFIER_DIR, DEFAULT_DETECTOR_DIR, CalibrationError
@@ -77,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     src = p.add_argument_group("sources (default: the shared assets, or a checked download)")
     src.add_argument("--yunet", type=Path, help="YuNet ONNX file (default: yunet_n_dynamic.onnx)")
+    src.add_argument(
+        "--yunet-masked",
+        type=Path,
+        default=REPO_ROOT / "models" / "face_detector_yunet_masked.keras",
+        help="fine-tuned YuNet from edgemask-train detector, in the --yunet graph (default: %(default)s)",
+    )
     src.add_argument("--prototxt", type=Path, help="res10 Caffe deploy.prototxt")
     src.add_argument("--caffemodel", type=Path, help="res10 Caffe weights")
     src.add_argument(
@@ -213,13 +219,15 @@ def resolve_paths(args: argparse.Namespace, jobs: list[Job]) -> Paths:
     """Explicit paths win; otherwise the shared assets (the source weights are downloaded if absent)."""
     models = {j.model for j in jobs}
     int8 = {j.model for j in jobs if j.precision == "int8"}
+    yunets = {m for m in models if family_of(m) == "yunet"}
     return Paths(
         prototxt=(args.prototxt or fetch(DETECTOR_PROTOTXT)) if "res10" in models else None,
         caffemodel=(args.caffemodel or fetch(DETECTOR_CAFFEMODEL)) if "res10" in models else None,
-        yunet=(args.yunet or fetch(YUNET_N)) if "yunet" in models else None,
+        yunet=(args.yunet or fetch(YUNET_N)) if yunets else None,
+        yunet_masked=args.yunet_masked if "yunet_masked" in models else None,
         classifier=args.classifier if "classifier" in models else None,
         calib_detector=folder_or_default(args.calib_detector, DEFAULT_DETECTOR_DIR, "--calib-detector")
-        if int8 & {"yunet", "res10"}
+        if int8 & set(DETECTORS)
         else None,
         calib_classifier=folder_or_default(
             args.calib_classifier, DEFAULT_CLASSIFIER_DIR, "--calib-classifier"

@@ -1,5 +1,6 @@
-"""The Keras layers a Caffe network needs that Keras lacks, in the exact form Caffe computes them; they
-are registered for saving, so a rebuilt model can be written and read back."""
+"""The Keras layers the rebuilt Caffe and ONNX networks need that Keras lacks (or emits as slow TFLite
+graphs), in the exact form the source computes them; they are registered for saving, so a rebuilt model
+can be written and read back."""
 
 from __future__ import annotations
 
@@ -68,3 +69,29 @@ class L2Normalize(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "scale": self.scale_values.tolist(), "eps": self.eps}
+
+
+@keras.saving.register_keras_serializable(package="edgemask")
+class NearestUpsampling(keras.layers.Layer):
+    """Nearest upsampling by an integer ``factor`` on both axes: ``factor**2`` channel copies, then
+    depth-to-space, which puts copy ``(dy, dx)`` at pixel ``(factor*y + dy, factor*x + dx)``.
+
+    Keras's ``UpSampling2D`` repeats each axis with a shape computed at run time: with a dynamic input
+    size the TFLite file carried SHAPE, STRIDED_SLICE, EXPAND_DIMS, TILE and RESHAPE chains for it. A
+    CONCATENATION and a DEPTH_TO_SPACE need no shape, and both run in XNNPACK.
+    """
+
+    def __init__(self, factor: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.factor = int(factor)
+
+    def call(self, x: Any) -> Any:
+        copies = keras.ops.concatenate([x] * self.factor**2, axis=-1)
+        return keras.ops.depth_to_space(copies, self.factor)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        n, h, w, c = input_shape
+        return (n, None if h is None else h * self.factor, None if w is None else w * self.factor, c)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "factor": self.factor}

@@ -48,7 +48,56 @@ def convert_fp32(source: ExportSource):
         proto, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=OPSET)
     except Exception as e:  # tf2onnx raises assorted errors for unsupported graphs
         raise OnnxExportError(f"ONNX conversion of {source.name} failed: {e}") from e
-    return proto
+    return nearest_resizes(proto)
+
+
+def nearest_resizes(model):
+    """Each ``Concat`` of k*k copies of one tensor on the channel axis that only feeds a ``DepthToSpace``
+    of block k (the TFLite-friendly nearest upsampling of :class:`export.keras_layers.NearestUpsampling`)
+    as one nearest ``Resize`` by k, the op ONNX Runtime runs in its blocked layout: YuNet's fp32 file ran
+    ~6 % slower with the pair (1 thread, 640x480)."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    producers = {out: node for node in graph.node for out in node.output}
+    readers: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers[name] = readers.get(name, 0) + 1
+    outputs = {o.name for o in graph.output}
+    for node in list(graph.node):
+        if node.op_type != "DepthToSpace":
+            continue
+        block = next(helper.get_attribute_value(a) for a in node.attribute if a.name == "blocksize")
+        concat = producers.get(node.input[0])
+        if (
+            concat is None
+            or concat.op_type != "Concat"
+            or next(helper.get_attribute_value(a) for a in concat.attribute if a.name == "axis") != 1
+            or len(concat.input) != block * block
+            or len(set(concat.input)) != 1
+            or readers[concat.output[0]] != 1
+            or concat.output[0] in outputs
+        ):
+            continue
+        scales = f"{node.name}/scales"
+        graph.initializer.append(numpy_helper.from_array(np.array([1, 1, block, block], np.float32), scales))
+        resize = helper.make_node(
+            "Resize",
+            [concat.input[0], "", scales],
+            list(node.output),
+            name=f"{node.name}/Resize",
+            mode="nearest",
+            coordinate_transformation_mode="asymmetric",
+            nearest_mode="floor",
+        )
+        graph.node.insert(list(graph.node).index(node), resize)
+        graph.node.remove(node)
+        graph.node.remove(concat)
+    onnx.checker.check_model(model)
+    return model
 
 
 def quantize_int8(fp32_model, calibration: Calibration, float_stem: int = 0):

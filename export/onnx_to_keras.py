@@ -9,8 +9,8 @@ Layout: Keras works channels-last. A tensor that ONNX sees as NCHW is kept NHWC 
 Transpose or Reshape a tensor is stored in ONNX's own axis order ("plain"), so shape-level ops keep their
 literal meaning. ``Transpose(0, 2, 3, 1)`` of an "nhwc" tensor therefore costs nothing: the data already
 is in that order. Shape arithmetic (Shape/Gather/Unsqueeze/Concat feeding Reshape) is folded while
-building, with unknown sizes kept symbolic, so the model holds no shape ops of its own (converters still
-add a few to resolve ``-1`` and upsampling sizes when H/W are dynamic).
+building, with unknown sizes kept symbolic, and 2x upsampling needs no sizes, so YuNet's TFLite file holds
+no shape ops even with a dynamic H/W.
 
 Supported: Conv (plain and depthwise), Relu, Sigmoid, Add, MaxPool, Resize (nearest, integer scales),
 Transpose, Reshape, Concat, and the shape ops Shape, Gather, Unsqueeze, Constant, Identity. Anything
@@ -28,6 +28,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from edgemask.export.keras_layers import NearestUpsampling
 from edgemask.export.onnx_graph import (
     NHWC_ORDER,
     GraphWalker,
@@ -189,8 +190,9 @@ class OnnxKerasBuilder(GraphWalker):
         self.values[node.output[0]] = Value(y, "nhwc", nonnegative=src.nonnegative)
 
     def op_resize(self, node: onnx.NodeProto) -> None:
-        """Nearest upsampling by integer factors as ``UpSampling2D``: plain Keras, and measured no slower
-        in TFLite than one RESIZE_NEAREST_NEIGHBOR (neither runs in XNNPACK). ``keras.ops.image.resize``
+        """Nearest upsampling by integer factors: equal factors (YuNet's 2x) as channel copies +
+        depth-to-space, which leaves no shape ops in a dynamic-size TFLite file; unequal ones as
+        ``UpSampling2D``, whose TFLite form computes shapes at run time. ``keras.ops.image.resize``
         cannot take a size computed from a dynamic shape."""
         attrs = self.check_attrs(
             node,
@@ -226,7 +228,11 @@ class OnnxKerasBuilder(GraphWalker):
         if not integer or tuple(factors[:2]) != (1.0, 1.0):
             raise self.fail(node, f"scales {factors.tolist()}: only integer H/W upsampling is supported")
         fh, fw = (int(f) for f in factors[2:])
-        y = keras.layers.UpSampling2D((fh, fw), interpolation="nearest", name=self.layer_name(node))(x)
+        name = self.layer_name(node)
+        if fh == fw:
+            y = NearestUpsampling(fh, name=name)(x)
+        else:
+            y = keras.layers.UpSampling2D((fh, fw), interpolation="nearest", name=name)(x)
         self.values[node.output[0]] = Value(y, "nhwc", nonnegative=src.nonnegative)
 
     def op_relu(self, node: onnx.NodeProto) -> None:

@@ -91,10 +91,32 @@ class YuNetSourceReference:
         return dict(zip(self.output_names, self.session.run(None, {self.input_name: x}), strict=True))
 
     def run_pass(self, p: Pass) -> Detections:
-        boxes, scores, landmarks = decode(self.outputs(p.blob), p.size, self.grid)
-        keep = select(boxes, scores, self.threshold, self.nms_threshold, self.grid)
-        found = Detections(boxes[keep], scores[keep], landmarks[keep])
-        return found.scaled(p.frame_hw[1] / p.resized_hw[1], p.frame_hw[0] / p.resized_hw[0])
+        return decoded_pass(self.outputs(p.blob), p, self.threshold, self.nms_threshold, self.grid)
+
+
+@dataclass
+class YuNetKerasReference:
+    """A fine-tuned YuNet's own Keras model (NHWC float BGR), decoded like the runtime decodes."""
+
+    source: ExportSource
+    threshold: float
+    nms_threshold: float
+    name: str = "YuNet fine-tuned Keras (reference)"
+
+    def run_pass(self, p: Pass) -> Detections:
+        outputs = dict(zip(self.source.output_names, self.source.keras_outputs(p.blob), strict=True))
+        grid = self.source.meta.grid or GridConfig()
+        return decoded_pass(outputs, p, self.threshold, self.nms_threshold, grid)
+
+
+def decoded_pass(
+    outputs: dict[str, np.ndarray], p: Pass, threshold: float, nms_threshold: float, grid: GridConfig
+) -> Detections:
+    """YuNet heads of one pass -> the faces the runtime keeps, in frame pixels."""
+    boxes, scores, landmarks = decode(outputs, p.size, grid)
+    keep = select(boxes, scores, threshold, nms_threshold, grid)
+    found = Detections(boxes[keep], scores[keep], landmarks[keep])
+    return found.scaled(p.frame_hw[1] / p.resized_hw[1], p.frame_hw[0] / p.resized_hw[0])
 
 
 def median_ms(run, *args: object, runs: int = 20) -> float:

@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from edgemask.core.backends import BackendError
 from edgemask.core.detectors import res10, yunet
-from edgemask.core.formats import FORMATS, MODELS, model_filename
+from edgemask.core.formats import DETECTORS, FORMATS, MODELS, family_of, model_filename
 from edgemask.core.metadata import MetadataError
 from edgemask.evaluation.voc import Scene, load_scenes
 from edgemask.export import onnx as onnx_export
@@ -28,12 +28,19 @@ from edgemask.export.gate import CANDIDATE_SLACK, Check, DetectorGate, check_cla
 from edgemask.export.reference import (
     KerasReference,
     OpenCVReference,
+    YuNetKerasReference,
     YuNetSourceReference,
     folder_crops,
     median_ms,
     scene_crops,
 )
-from edgemask.export.sources import ExportSource, load_classifier, load_res10, load_yunet
+from edgemask.export.sources import (
+    ExportSource,
+    load_classifier,
+    load_fine_tuned_yunet,
+    load_res10,
+    load_yunet,
+)
 from edgemask.export.staging import install, staged
 
 log = logging.getLogger("edgemask.export")
@@ -62,6 +69,7 @@ class Paths:
     prototxt: Path | None
     caffemodel: Path | None
     yunet: Path | None
+    yunet_masked: Path | None
     classifier: Path | None
     calib_detector: Path | None
     calib_classifier: Path | None
@@ -98,7 +106,7 @@ class ExportRun:
         int8 = {j.model for j in options.jobs if j.precision == "int8"}
         limit = options.gate_images
         scenes: list[Scene] = []
-        for model in (m for m in ("yunet", "res10") if m in models):
+        for model in (m for m in DETECTORS if m in models):
             run.sources[model] = [
                 run.load_detector_source(model, s) for s in options.detector_sizes or [None]
             ]
@@ -125,16 +133,27 @@ class ExportRun:
     def load_detector_source(self, model: str, size: tuple[int, int] | None) -> ExportSource:
         if model == "res10":
             return load_res10(self.paths.prototxt, self.paths.caffemodel, size)
+        if model == "yunet_masked":
+            return load_fine_tuned_yunet(self.paths.yunet_masked, self.paths.yunet, size)
         return load_yunet(self.paths.yunet, size)
 
     def detector_reference(self, model: str):
-        """The family's reference at the gate threshold minus the candidate slack."""
+        """The model's reference at the gate threshold minus the candidate slack: the source network as
+        its authors run it (OpenCV's Caffe importer, ONNX Runtime), or a fine-tune's own Keras model."""
         source = self.sources[model][0]
         threshold = gate_threshold(model) - CANDIDATE_SLACK
         if model == "res10":
             return OpenCVReference(self.paths.prototxt, self.paths.caffemodel, threshold)
+        if model == "yunet_masked":
+            return YuNetKerasReference(source, threshold, source.meta.thresholds["nms"])
         return YuNetSourceReference(
             self.paths.yunet, threshold, source.meta.thresholds["nms"], source.meta.grid
+        )
+
+    def source_file(self, model: str) -> Path:
+        """The file a detector's reference row names."""
+        return {"res10": self.paths.caffemodel, "yunet_masked": self.paths.yunet_masked}.get(
+            model, self.paths.yunet
         )
 
     def execute(self) -> list[Check]:
@@ -221,7 +240,7 @@ class ExportRun:
         """One report row per reference: what the exported files are measured against."""
         rows = []
         for model, gate in self.gates.items():
-            path = self.paths.caffemodel if model == "res10" else self.paths.yunet
+            path = self.source_file(model)
             first = self.sources[model][0]
             row = Check(path.name, gate.reference.name, path.stat().st_size)
             scene = gate.scenes[0].image
@@ -246,11 +265,11 @@ def run_passes(reference, passes: list) -> list:
 
 
 def gate_threshold(model: str) -> float:
-    """The face score at which a family's files are compared with its reference (see each family's
+    """The face score at which a model's files are compared with its reference (see its family's
     ``GATE_CONFIDENCE``); the passes are those of its default operating point."""
-    return {"res10": res10.GATE_CONFIDENCE, "yunet": yunet.GATE_CONFIDENCE}[model]
+    return {res10.FAMILY: res10.GATE_CONFIDENCE, yunet.FAMILY: yunet.GATE_CONFIDENCE}[family_of(model)]
 
 
 def fallback_size(model: str) -> tuple[int, int]:
     """The fixed input of a detector whose dynamic TFLite conversion failed: res10's 300², YuNet 640×480."""
-    return (300, 300) if model == "res10" else (480, 640)
+    return (300, 300) if family_of(model) == res10.FAMILY else (480, 640)

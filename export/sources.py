@@ -7,6 +7,7 @@ Keras classifier alike.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -128,6 +129,39 @@ def load_yunet(path: str | os.PathLike, size: tuple[int, int] | None = None) -> 
     return ExportSource("yunet", model, meta, (1, h, w, 3), names)
 
 
+def load_fine_tuned_yunet(
+    keras_path: str | os.PathLike, onnx_path: str | os.PathLike, size: tuple[int, int] | None = None
+) -> ExportSource:
+    """A YuNet fine-tuned by ``edgemask-train detector``: its ``.keras`` weights in the source ONNX graph
+    rebuilt at ``size`` (so a fixed-size fallback is the same network), with the training record
+    (``<stem>.training.json`` beside the file, when there) in the metadata."""
+    keras_path = Path(keras_path)
+    if not keras_path.is_file():
+        raise SourceError(
+            f"{keras_path}: fine-tuned YuNet not found (train one with edgemask-train detector)"
+        )
+    from edgemask.training.classifier.model import KerasFileError, load_keras_model
+
+    base = load_yunet(onnx_path, size)
+    try:
+        weights = load_keras_model(keras_path).get_weights()
+    except KerasFileError as e:
+        raise SourceError(str(e)) from e
+    if [w.shape for w in weights] != [w.shape for w in base.model.get_weights()]:
+        raise SourceError(
+            f"{keras_path}: not a fine-tuned {Path(onnx_path).name} (its weights differ in shape)"
+        )
+    base.model.set_weights(weights)
+    record = keras_path.with_suffix(".training.json")
+    training = json.loads(record.read_text()) if record.is_file() else {}
+    meta = replace(
+        base.meta,
+        sources={**base.meta.sources, keras_path.name: file_digest(keras_path)},
+        extra={**base.meta.extra, "training": training},
+    )
+    return replace(base, name="yunet_masked", meta=meta)
+
+
 def load_classifier(path: str | os.PathLike) -> ExportSource:
     """The trained Keras classifier, checked to be ``(s, s, 3)`` pixels -> 2 softmax probabilities."""
     path = Path(path)
@@ -139,7 +173,7 @@ def load_classifier(path: str | os.PathLike) -> ExportSource:
             f"{path}: an exported {format_of(path).runtime} model file; --classifier takes the Keras "
             "classifier (.keras) that edgemask-train writes"
         )
-    from edgemask.training.model import KerasFileError, load_keras_model
+    from edgemask.training.classifier.model import KerasFileError, load_keras_model
 
     try:
         model = load_keras_model(path)

@@ -8,6 +8,7 @@ so a skip there would only hide an untested part.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, where every tool and extra must be installed: {reason}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_choice_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """edgemask-run's measured file choice goes to the session's own cache, never the user's (session
+    scope: module fixtures run edgemask-run before any function fixture)."""
+    path = tmp_path_factory.getbasetemp() / "file-choice.json"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("edgemask.app.autoselect.default_cache_path", lambda: path)
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -71,8 +71,7 @@ def test_help_is_grouped_with_examples(capsys) -> None:
     assert "edgemask-run --camera picam" in out
     flat = " ".join(out.split())
     assert "the int8 files" not in flat
-    here = f"(here: yunet {default_precision('yunet')},"
-    assert f"auto: the file measured fastest on this kind of CPU {here}" in flat
+    assert "auto: the fastest on this machine, measured with --format" in flat
 
 
 def test_camera_and_source_are_exclusive_and_one_is_required(capsys) -> None:
@@ -135,8 +134,12 @@ def test_missing_model_names_the_file_and_the_fix(tmp_path: Path, monkeypatch, c
 @pytest.mark.parametrize(
     ("flag", "name", "message"),
     [
-        ("--detector", "yunett", "unknown detector 'yunett'; choose one of yunet, res10 (or give a model"),
-        ("--detector", "classifier", "unknown detector 'classifier'; choose one of yunet, res10"),
+        ("--detector", "yunett", "unknown detector 'yunett'; choose one of yunet, yunet_masked, res10 (or"),
+        (
+            "--detector",
+            "classifier",
+            "unknown detector 'classifier'; choose one of yunet, yunet_masked, res10 (or",
+        ),
         ("--classifier", "mobilenet", "unknown classifier 'mobilenet'; choose one of classifier (or give"),
     ],
 )

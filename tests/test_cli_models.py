@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import re
 from pathlib import Path
 
 import cv2
@@ -194,3 +195,23 @@ def test_two_pass_detector_alternating_shapes_gives_the_same_boxes(scenes: Path)
             again = switching.run_pass(p)
             assert np.array_equal(again.boxes, fresh.boxes) and np.array_equal(again.scores, fresh.scores)
     assert len(switching.backend._by_shape) == len(switching.scales) == 2
+
+
+def test_verbose_names_the_measured_fastest_file_then_the_cached_one(
+    scenes: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    default_models("tflite", "yunet")
+    cache = tmp_path / "choice.json"
+    monkeypatch.setattr("edgemask.app.autoselect.default_cache_path", lambda: cache)
+    image = str(scenes / f"{SCENES[1]}.jpg")
+    for how in ("measured", "cached"):
+        assert cli.main(["--source", image, "--verbose"]) == 0
+        err = capsys.readouterr().err
+        for model, stem in (("yunet", "face_detector_yunet"), ("classifier", "mask_classifier")):
+            line = re.search(rf"{model}: {stem}_(\w+)\.(tflite|onnx) \((.*)\), (\w+)", err)
+            assert line is not None, err
+            precision, suffix, timed, said = line.groups()
+            times = {v: float(ms) for v, ms in re.findall(r"(\w+ \w+) ([\d.]+) ms", timed)}
+            assert len(times) >= 2 and said == how
+            assert min(times, key=times.__getitem__) == f"{suffix} {precision}"
+    assert cache.is_file()

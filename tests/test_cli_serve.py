@@ -155,6 +155,7 @@ def test_endpoints_while_a_video_is_processed(tmp_path: Path) -> None:
             "family": "yunet",
             "classifier": "cls_int8.tflite",
             "runtime": "litert",
+            "choices": [],
         }
         assert figures["source"]["kind"] == "video" and figures["end_reason"].startswith(
             f"{n} frames processed"

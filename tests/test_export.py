@@ -136,6 +136,23 @@ def test_yunet_exports_describe_themselves_and_agree(tmp_path: Path, scenes_dir:
     for name in ("face_detector_yunet_int8.tflite", "face_detector_yunet_int8.onnx"):
         int8 = found[name]
         assert (iou_matrix(a.boxes, int8.boxes).max(axis=1) >= 0.5).mean() >= 0.9, name
+    # A dynamic input size leaves no run-time shape arithmetic in either TFLite file (it used to add
+    # 4 SHAPE, 11 STRIDED_SLICE and 4 EXPAND_DIMS + TILE for the two upsamplings).
+    for precision in ("fp32", "int8"):
+        ops = tflite_ops(out / f"face_detector_yunet_{precision}.tflite")
+        assert ops.isdisjoint({"SHAPE", "STRIDED_SLICE", "SLICE", "TILE", "EXPAND_DIMS"}), ops
+        assert "DEPTH_TO_SPACE" in ops
+    # The ONNX files upsample with Resize, as the source does (ONNX Runtime runs it in its own layout).
+    import onnx
+
+    fp32_onnx = [n.op_type for n in onnx.load(out / "face_detector_yunet_fp32.onnx").graph.node]
+    assert fp32_onnx.count("Resize") == 2 and "DepthToSpace" not in fp32_onnx
+
+
+def tflite_ops(path: Path) -> set[str]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    return {op["op_name"] for op in Interpreter(model_path=str(path))._get_ops_details()}
 
 
 def test_truncated_yunet_source_is_named_and_nothing_is_written(tmp_path: Path, caplog) -> None:

@@ -68,7 +68,7 @@ def test_size_hw_is_height_by_width() -> None:
 def test_int8_flag_adds_int8_and_onnx_has_no_fp16() -> None:
     args = build_parser().parse_args(["--int8"])
     jobs = {(j.model, j.format, j.precision) for j in plan_jobs(args)}
-    assert len(jobs) == len(MODELS) * sum(len(f.precisions) for f in FORMATS.values()) == 3 * (3 + 2)
+    assert len(jobs) == len(MODELS) * sum(len(f.precisions) for f in FORMATS.values()) == 4 * (3 + 2)
     assert ("yunet", "onnx", "fp16") not in jobs
     assert ("classifier", "tflite", "int8") in jobs
     flags = ["--models", "classifier", "--formats", "onnx", "--precisions", "int8"]

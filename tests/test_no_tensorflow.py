@@ -122,6 +122,7 @@ LIGHT_COMMANDS = {
     "edgemask-train": (
         "edgemask.training.cli:train_main",
         [
+            "classifier",
             "--data",
             "{data}",
             "--cache-dir",

@@ -141,14 +141,14 @@ TRAIN_REFUSED = [
 @pytest.mark.parametrize(("flag", "value"), TRAIN_REFUSED)
 def test_training_options_are_range_checked(flag: str, value: str, capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        train_parser().parse_args(["--data", "x", flag, value])
+        train_parser().parse_args(["classifier", "--data", "x", flag, value])
     assert exit_info.value.code == 2
     assert f"argument {flag}" in capsys.readouterr().err
 
 
 def test_low_res_range_must_be_ordered(capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        train_main(["--data", "x", "--low-res-min", "40", "--low-res-max", "20"])
+        train_main(["classifier", "--data", "x", "--low-res-min", "40", "--low-res-max", "20"])
     assert exit_info.value.code == 2
     assert "--low-res-min 40 is above --low-res-max 20" in capsys.readouterr().err
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import MODELS, REPO
 
+from edgemask.app import autoselect
 from edgemask.core.formats import DEFAULT_VARIANT, Variant
 from edgemask.evaluation.latency import peak_memory_mb
 from edgemask.evaluation.sweep import worst_half_map
@@ -32,7 +33,9 @@ INT8 = ["--formats", "tflite int8", "onnx int8"]
 
 
 def run_script(name: str, *args: str) -> str:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    # The measured file choice is cached in the test session's folder (conftest), not the user's.
+    cache_home = autoselect.default_cache_path().parent
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "XDG_CACHE_HOME": str(cache_home)}
     done = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / name), "--models", str(MODELS), *args],
         capture_output=True,
@@ -78,8 +81,20 @@ def test_latency_quick(tmp_path: Path, scenes_dir: Path):
     assert overhead["ratio"] == pytest.approx(overhead["infer_median_ms"] / overhead["bare_invoke_median_ms"])
     speed, classifier = result["checks"]
     assert speed.startswith("NOT CHECKED")
+    # The header names the CPU's SIMD extensions and the files edgemask-run picks, with every time.
+    assert f"- SIMD: {result['machine']['simd']}" in stdout and "AVX2 " in stdout + "NEON "
+    yunet, classifier_choice = result["machine"]["file_choice"]
+    assert yunet.startswith("yunet: face_detector_yunet_") and classifier_choice.startswith("classifier: ")
+    assert all(line in stdout for line in result["machine"]["file_choice"])
     assert classifier.startswith("PASS" if overhead["ratio"] <= 1.2 else "FAIL")
     assert png.stat().st_size > 0
+
+
+def test_latency_help_names_each_default_once():
+    text = run_script("latency.py", "--help")
+    options = " ".join(text.split("options:")[1].split())
+    assert "(default: None)" not in options and "(default: False)" not in options
+    assert "(default: scenes_dev from the assets)" in options and "(default: 100)" in options
 
 
 def test_memory_probe_sees_the_model_loaded(scenes_dir: Path):

@@ -97,11 +97,11 @@ def row(
     ms: float,
     far: float = 0.01,
     frr: float = 0.01,
-    family: str = "yunet",
+    detector: str = "yunet",
     **half: float,
 ) -> dict:
     """A sweep row whose halves meet every target unless told otherwise."""
-    r = {"family": family, "setting": setting, "conf": 0.5, "ms": ms}
+    r = {"detector": detector, "setting": setting, "conf": 0.5, "ms": ms}
     for name, m in (("even", even), ("odd", odd)):
         r[name] = {
             "map": m, "far": far, "frr": frr, "recall": 0.8, "recall_lt16": 0.6, "precision": 0.8, **half
@@ -155,7 +155,7 @@ def test_verdict_lines_name_each_family_and_the_default_with_its_speed():
     rows = [
         row("long side 640", 0.8, 0.8, ms=15, far=0.03),
         row("long side 320", 0.75, 0.72, ms=12),
-        row("input 224, small-face 512", 0.7, 0.7, ms=25, family="res10"),
+        row("input 224, small-face 512", 0.7, 0.7, ms=25, detector="res10"),
     ]
     lines = verdict_lines(rows, classic_ms=200)
     targets = "every target on both halves"

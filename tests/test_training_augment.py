@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from edgemask.training.augment import AugmentConfig
+from edgemask.training.classifier.augment import AugmentConfig
 
 tf = pytest.importorskip("tensorflow")
 pytestmark = pytest.mark.tf
@@ -15,7 +15,7 @@ def _checkerboard(n: int, size: int) -> np.ndarray:
 
 
 def test_full_augmenter_keeps_shape_dtype_and_range():
-    from edgemask.training.augment import make_augmenter
+    from edgemask.training.classifier.augment import make_augmenter
 
     rng = np.random.default_rng(0)
     batch = rng.integers(0, 256, (6, 48, 48, 3), dtype=np.uint8)
@@ -26,7 +26,7 @@ def test_full_augmenter_keeps_shape_dtype_and_range():
 
 
 def test_low_resolution_always_on_blurs_a_checkerboard_to_gray():
-    from edgemask.training.augment import low_resolution
+    from edgemask.training.classifier.augment import low_resolution
 
     cfg = AugmentConfig(low_res_prob=1.0, low_res_min=8, low_res_max=8, low_res_aspect=0.0)
     out = low_resolution(tf.constant(_checkerboard(3, 64)), cfg, seed=5).numpy()
@@ -36,7 +36,7 @@ def test_low_resolution_always_on_blurs_a_checkerboard_to_gray():
 
 
 def test_low_resolution_off_is_identity():
-    from edgemask.training.augment import low_resolution
+    from edgemask.training.classifier.augment import low_resolution
 
     board = _checkerboard(2, 32)
     out = low_resolution(tf.constant(board), AugmentConfig(low_res_prob=0.0), seed=5).numpy()
@@ -44,7 +44,7 @@ def test_low_resolution_off_is_identity():
 
 
 def test_low_resolution_sizes_follow_the_configured_range():
-    from edgemask.training.augment import low_resolution
+    from edgemask.training.classifier.augment import low_resolution
 
     # Vertical stripes 2 px on, 2 px off: shrinking 64 -> 16 px averages each period to gray,
     # shrinking 64 -> 32 px keeps them (one pixel on, one off), so the output tells the size used.
@@ -60,7 +60,7 @@ def test_low_resolution_sizes_follow_the_configured_range():
 
 
 def test_occluders_touch_only_the_lower_face_and_come_from_another_crops_top():
-    from edgemask.training.augment import cover_lower_face
+    from edgemask.training.classifier.augment import cover_lower_face
 
     n, side = 6, 40
     batch = np.zeros((n, side, side, 3), np.float32)
@@ -78,7 +78,7 @@ def test_occluders_touch_only_the_lower_face_and_come_from_another_crops_top():
 
 
 def test_occluders_from_the_bank_bring_its_texture():
-    from edgemask.training.augment import cover_lower_face
+    from edgemask.training.classifier.augment import cover_lower_face
 
     n, side = 32, 32
     batch = np.zeros((n, side, side, 3), np.float32)  # donors are black too: any colour is bank or card
@@ -90,7 +90,7 @@ def test_occluders_from_the_bank_bring_its_texture():
 
 
 def test_recolour_masks_changes_hue_of_the_lower_half_only_and_keeps_luma():
-    from edgemask.training.augment import recolour_masks
+    from edgemask.training.classifier.augment import recolour_masks
 
     batch = np.zeros((2, 20, 20, 3), np.float32)
     batch[...] = (30.0, 120.0, 200.0)  # a blue mask colour everywhere
@@ -103,7 +103,7 @@ def test_recolour_masks_changes_hue_of_the_lower_half_only_and_keeps_luma():
 
 
 def test_jpeg_and_blur_at_the_small_size_keep_range_and_shape():
-    from edgemask.training.augment import low_resolution
+    from edgemask.training.classifier.augment import low_resolution
 
     rng = np.random.default_rng(0)
     batch = rng.uniform(0, 255, (4, 48, 48, 3)).astype(np.float32)
@@ -121,7 +121,7 @@ def test_jpeg_and_blur_at_the_small_size_keep_range_and_shape():
 
 
 def test_class_specific_distortions_follow_the_labels():
-    from edgemask.training.augment import make_augmenter
+    from edgemask.training.classifier.augment import make_augmenter
 
     cfg = AugmentConfig(
         rotation_deg=0.0, shear=0.0, zoom=0.0, shift=0.0, brightness=(0.0, 0.0), contrast=0.0,

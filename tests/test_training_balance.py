@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgemask.training.balance import BARE, MASKED, minimax_shift
+from edgemask.training.classifier.balance import BARE, MASKED, minimax_shift
 
 
 def _worst(margins, labels, shift):
@@ -47,7 +47,7 @@ def test_balance_moves_the_bias_so_argmax_follows():
     pytest.importorskip("tensorflow")
     import keras
 
-    from edgemask.training.balance import balance_on
+    from edgemask.training.classifier.balance import balance_on
 
     inputs = keras.Input((1,))
     outputs = keras.layers.Dense(2, activation="softmax", name="mask_probs")(inputs)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from edgemask.training.classifier.fit import TrainConfig, prepare_data
 from edgemask.training.data import (
     DataError,
     Faces,
@@ -18,7 +19,6 @@ from edgemask.training.data import (
     stratified_split,
     with_low_res_copies,
 )
-from edgemask.training.fit import TrainConfig, prepare_data
 
 
 def _solid(path, bgr, size=(20, 20)):

@@ -9,7 +9,7 @@ pytestmark = pytest.mark.tf
 
 
 def test_fake_quant_rounds_to_256_levels_and_passes_gradients_through():
-    from edgemask.training.quantize import fake_quant
+    from edgemask.training.classifier.quantize import fake_quant
 
     x = tf.constant([-3.0, 0.0, 0.013, 1.0, 2.55, 9.0])
     y = fake_quant(x, 0.0, 2.55).numpy()  # levels every 0.01 on [0, 2.55]
@@ -21,8 +21,8 @@ def test_fake_quant_rounds_to_256_levels_and_passes_gradients_through():
 
 
 def test_quant_aware_copy_measures_ranges_and_round_trips_the_weights():
-    from edgemask.training.model import BACKBONE_NAME, build_classifier
-    from edgemask.training.quantize import activation_ranges, plain_weights, quant_aware_copy
+    from edgemask.training.classifier.model import BACKBONE_NAME, build_classifier
+    from edgemask.training.classifier.quantize import activation_ranges, plain_weights, quant_aware_copy
 
     model = build_classifier(32, fine_tune_from=120, imagenet=False)
     rng = np.random.default_rng(0)

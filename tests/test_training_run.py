@@ -33,7 +33,7 @@ def trained(tmp_path_factory):
     model = root / "m.keras"
     cmd = [
         sys.executable, "-c", "from edgemask.training.cli import train_main; raise SystemExit(train_main())",
-        "--data", str(data), "--input-size", "64", "--epochs", "1", "--batch-size", "8",
+        "classifier", "--data", str(data), "--input-size", "64", "--epochs", "1", "--batch-size", "8",
         "--strategy", "multiworker", "--keep", "last", "--schedule", "cosine", "--ema", "0.9",
         "--out", str(model), "--run-dir", str(root / "run"),
         "--cache-dir", str(root / "cache"), "--card", str(root / "README.md"),
@@ -109,7 +109,7 @@ def test_eval_text_output_and_errors(trained, capsys):
 
 
 def test_mirrored_strategy_builds_on_one_cpu():
-    from edgemask.training.fit import make_strategy
+    from edgemask.training.classifier.fit import make_strategy
 
     assert make_strategy("mirrored").num_replicas_in_sync == 1
     with pytest.raises(ValueError, match="unknown strategy"):

@@ -17,8 +17,7 @@ from edgemask.core.ops.boxes import crop, face_crop_boxes
 from edgemask.core.ops.image import classifier_input
 from edgemask.evaluation.voc import Scene
 from edgemask.labels import IGNORE, LABELS
-from edgemask.training.data import DataError
-from edgemask.training.scenes import (
+from edgemask.training.classifier.scenes import (
     DetectionCache,
     SceneCrops,
     SceneDetections,
@@ -29,6 +28,7 @@ from edgemask.training.scenes import (
     split_by_scene,
     training_label,
 )
+from edgemask.training.data import DataError
 
 MASKED, BARE = LABELS.index("with_mask"), LABELS.index("without_mask")
 

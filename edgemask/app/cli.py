@@ -14,6 +14,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
+from edgemask.app import autoselect
 from edgemask.app.camera import Backoff, CameraError
 from edgemask.app.display import gui_problem
 from edgemask.app.footprint import pin_mmap_threshold
@@ -51,12 +52,9 @@ from edgemask.core.detectors import DetectorOptions, res10, yunet
 from edgemask.core.formats import (
     AUTO,
     DEFAULT_DETECTOR,
-    DEFAULT_FORMAT,
     DETECTORS,
     FORMATS,
-    MODELS,
     PRECISIONS,
-    default_precision,
 )
 from edgemask.core.pipeline import DEFAULT_MARGIN, DEFAULT_MIN_FACE, FramePipeline, PipelineOptions
 
@@ -76,7 +74,7 @@ examples:
   edgemask-run --source raw/ --sort-into sorted/      crop faces into sorted/{with_mask,without_mask}/
   edgemask-run --camera 0 --detector-size 320 --threads 4   faster, for faces close to the camera
   edgemask-run --source photos/ --detector res10      OpenCV's res10 SSD instead of YuNet
-  edgemask-run --source photos/ --backend onnx --conf 0.3
+  edgemask-run --source photos/ --format onnx --conf 0.3
   edgemask-run --camera picam --serve 8080            live view at http://127.0.0.1:8080/ (this machine)
   edgemask-run --camera picam --serve 0.0.0.0:8080 --serve-token SECRET   reachable from the network
 
@@ -133,6 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
         "names are sorted too); one run per DIR at a time",
     )
     out.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also print which model files were chosen and every candidate's measured time",
+    )
+    out.add_argument(
         "--quiet",
         action="store_true",
         help="print errors only: no progress bar, no warnings, and the summary only when the run fails",
@@ -140,9 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     model = parser.add_argument_group(
         "models",
-        f"defaults: each model's file of --backend and --precision in ${MODELS_ENV}, the checkout's "
-        "models/ or the files installed with edgemask; every threshold and size defaults to what the "
-        "model file records",
+        f"defaults: each model's fastest file on this machine of --backend and --precision in "
+        f"${MODELS_ENV}, the checkout's models/ or the files installed with edgemask; every threshold "
+        "and size defaults to what the model file records",
     )
     model.add_argument(
         "--detector",
@@ -155,17 +158,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--classifier", metavar="PATH", default="classifier", help="mask classifier (.tflite or .onnx)"
     )
     model.add_argument(
+        "--format",
         "--backend",
-        choices=list(FORMATS),
-        default=DEFAULT_FORMAT,
-        help="format of the default files: LiteRT (tflite) or ONNX Runtime (onnx) (default: %(default)s)",
+        dest="format",
+        choices=[AUTO, *FORMATS],
+        default=AUTO,
+        help="format of the default files: LiteRT (tflite) or ONNX Runtime (onnx); auto: whichever "
+        "file runs fastest on this machine, measured once (about a second) and cached "
+        "(default: %(default)s)",
     )
     model.add_argument(
         "--precision",
         choices=[AUTO, *PRECISIONS],
         default=AUTO,
-        help="precision of the default files; auto: the file measured fastest on this kind of CPU "
-        "(here: " + ", ".join(f"{m} {default_precision(m)}" for m in MODELS) + "). "
+        help="precision of the default files; auto: the fastest on this machine, measured with --format. "
         "ONNX has no fp16 (default: %(default)s)",
     )
     model.add_argument(
@@ -267,10 +273,22 @@ def load_pipeline(args: argparse.Namespace) -> FramePipeline:
     from edgemask.core.pipeline import Pipeline
 
     pin_mmap_threshold()
+    console = Console(args.quiet)
+    options = pipeline_options(args)
+    chooser = autoselect.Chooser(
+        autoselect.ChoiceCache(autoselect.default_cache_path(), console.warn),
+        console.warn,
+        operating_point={"detector_size": args.detector_size, "small_face_size": args.small_face_size},
+        detector_options=options.detector,
+    )
     try:
-        detector = resolve_model(args.detector, args.backend, "detector", args.precision)
-        classifier = resolve_model(args.classifier, args.backend, "classifier", args.precision)
-        return Pipeline.from_paths(detector, classifier, pipeline_options(args))
+        detector = resolve_model(args.detector, args.format, "detector", args.precision, chooser.choose)
+        classifier = resolve_model(args.classifier, args.format, "classifier", args.precision, chooser.choose)
+        args.model_choices = chooser.choices
+        if args.verbose:
+            for choice in chooser.choices:
+                console.say(choice.summary())
+        return Pipeline.from_paths(detector, classifier, options)
     except (ModelNotFound, BackendError, MetadataError, ValueError) as e:
         raise UsageError(str(e)) from e
 
@@ -341,7 +359,8 @@ def run_source(
         return EXIT_FAILED
     stats = RunStats()
     if server is not None:
-        server.view.describe(model_info(pipeline), source_info(source), stats.tally)
+        choices = [c.to_dict() for c in getattr(args, "model_choices", [])]
+        server.view.describe({**model_info(pipeline), "choices": choices}, source_info(source), stats.tally)
     with StopRequest().installed() as stop:
         source.should_stop = stop
         sinks, finished = process_source(source, pipeline, run_options(args, server), console, stats)

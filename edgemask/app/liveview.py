@@ -112,10 +112,10 @@ class LiveView:
         self._last: dict[str, Any] | None = None
         self._fps: float | None = None
         self._recent = {stage: deque(maxlen=window) for stage in STAGES}
-        self._models: dict[str, str] = {}
+        self._models: dict[str, Any] = {}
         self._source: dict[str, Any] = {}
 
-    def describe(self, models: dict[str, str], source: dict[str, Any], tally: Tally | None = None) -> None:
+    def describe(self, models: dict[str, Any], source: dict[str, Any], tally: Tally | None = None) -> None:
         """What runs on what, and the run's counts; called when processing starts, so ``elapsed_s``
         leaves out model loading."""
         with self._lock:

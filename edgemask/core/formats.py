@@ -25,12 +25,14 @@ class Format:
 
 @dataclass(frozen=True)
 class Model:
-    """One of the models edgemask ships: ``key`` names it on command lines, ``stem`` in file names."""
+    """One of the models edgemask ships: ``key`` names it on command lines, ``stem`` in file names;
+    ``family`` is the network and decoder it belongs to (two YuNets, one decoder, one operating point)."""
 
     key: str
     stem: str
     task: str
     what: str
+    family: str
 
 
 FORMATS = {
@@ -40,9 +42,18 @@ FORMATS = {
 """Every exported format; the first is the one edgemask-run loads by default."""
 
 MODELS = {
-    "yunet": Model("yunet", "face_detector_yunet", "detect", "YuNet face detector (5 landmarks)"),
-    "res10": Model("res10", "face_detector_res10", "detect", "OpenCV's res10 SSD face detector"),
-    "classifier": Model("classifier", "mask_classifier", "classify", "MobileNetV2 mask classifier"),
+    "yunet": Model("yunet", "face_detector_yunet", "detect", "YuNet face detector (5 landmarks)", "yunet"),
+    "yunet_masked": Model(
+        "yunet_masked",
+        "face_detector_yunet_masked",
+        "detect",
+        "YuNet fine-tuned on scenes_train to find masked faces (5 landmarks)",
+        "yunet",
+    ),
+    "res10": Model("res10", "face_detector_res10", "detect", "OpenCV's res10 SSD face detector", "res10"),
+    "classifier": Model(
+        "classifier", "mask_classifier", "classify", "MobileNetV2 mask classifier", "classifier"
+    ),
 }
 DETECTORS = tuple(key for key, m in MODELS.items() if m.task == "detect")
 DEFAULT_DETECTOR = "yunet"
@@ -54,7 +65,7 @@ AUTO = "auto"
 """``--precision auto``: each model's default file in the precision :func:`default_precision` names."""
 FASTER_THAN_INT8 = {("x86_64", "yunet"): "fp32"}
 """Where ``benchmarks/latency.py`` measured another precision faster than int8, by CPU architecture and
-model. YuNet's small depthwise layers run faster in fp32 on x86-64 (1 thread, 640x480, medians: LiteRT
+model family. YuNet's small depthwise layers run faster in fp32 on x86-64 (1 thread, 640x480, medians: LiteRT
 18.1 vs 23.9 ms, ONNX Runtime 14.4 vs 16.2 ms on an Intel Xeon with AVX-512 VNNI; int8 res10 was slower
 than fp32 on an AMD EPYC with AVX2 only). Everything else runs int8, and so does every ARM CPU, where
 XNNPACK's int8 kernels are the fast path (README, "Formats per CPU")."""
@@ -101,8 +112,14 @@ VARIANTS = tuple(Variant(f, p) for f, fmt in FORMATS.items() for p in fmt.precis
 DEFAULT_VARIANT = Variant(DEFAULT_FORMAT, DEFAULT_PRECISION)
 
 
+def family_of(model: str) -> str:
+    """The family of a model key (``yunet_masked`` -> ``yunet``)."""
+    return MODELS[model].family
+
+
 def default_precision(model: str, machine: str | None = None) -> str:
-    """The precision of ``model``'s default file on a CPU architecture (default: this one)."""
+    """The precision of ``model``'s default file on a CPU architecture (default: this one): its family's
+    (the fine-tuned YuNet is the same network as the stock one)."""
     arch = (machine or platform.machine()).lower()
     arch = {"amd64": "x86_64", "arm64": "aarch64"}.get(arch, arch)
-    return FASTER_THAN_INT8.get((arch, model), DEFAULT_PRECISION)
+    return FASTER_THAN_INT8.get((arch, family_of(model)), DEFAULT_PRECISION)

@@ -6,35 +6,8 @@ import os
 import platform
 import subprocess
 import time
-from importlib import metadata
 
-RUNTIME_PACKAGES = (
-    "ai-edge-litert",
-    "onnxruntime",
-    "opencv-python-headless",
-    "numpy",
-    "tensorflow-cpu",
-    "tf-keras",
-)
-
-
-SIMD_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimd", "asimddp", "i8mm")
-"""Instruction-set extensions that change int8/fp32 kernel speed (x86 and arm64 names)."""
-
-
-def cpuinfo() -> dict[str, str]:
-    """The first processor's fields of ``/proc/cpuinfo`` (empty where there is none)."""
-    fields: dict[str, str] = {}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if not line.strip():
-                    break
-                key, _, value = line.partition(":")
-                fields[key.strip()] = value.strip()
-    except OSError:
-        pass
-    return fields
+from edgemask.core.machine_id import cpu_model, package_versions, simd_summary
 
 
 def proc_status_mb(field: str, pid: int | str = "self") -> float:
@@ -47,37 +20,12 @@ def proc_status_mb(field: str, pid: int | str = "self") -> float:
     raise OSError(f"no {field} in {path}")
 
 
-def cpu_model() -> str:
-    """Model name, with family/model numbers (virtual machines often report a generic name) and the
-    SIMD extensions the kernels can use."""
-    info = cpuinfo()
-    name = info.get("model name") or platform.processor() or platform.machine()
-    if "cpu family" in info:
-        name += f", family {info['cpu family']} model {info.get('model', '?')}"
-    flags = set((info.get("flags") or info.get("Features") or "").split())
-    simd = [f for f in SIMD_FLAGS if f in flags]
-    if "hypervisor" in flags:
-        name += ", virtual machine"
-    return f"{name}; {' '.join(simd)}" if simd else name
-
-
 def usable_cores() -> int:
     """Cores this process may run on (the affinity mask where the OS has one)."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count() or 1
-
-
-def package_versions(names: tuple[str, ...] = RUNTIME_PACKAGES) -> dict[str, str]:
-    """Installed versions, read from package metadata (nothing is imported)."""
-    versions = {}
-    for name in names:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
 
 
 def code_version() -> str:
@@ -102,6 +50,7 @@ def describe() -> dict:
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     return {
         "cpu": cpu_model(),
+        "simd": simd_summary(),
         "cores": usable_cores(),
         "machine": platform.machine(),
         "os": platform.platform(),
@@ -120,6 +69,7 @@ def header_markdown(info: dict) -> str:
     return "\n".join(
         [
             f"- CPU: {info['cpu']} ({info['cores']} cores, {info['machine']})",
+            f"- SIMD: {info.get('simd', 'unknown')}",
             f"- OS: {info['os']}; Python {info['python']}",
             f"- Packages: {packages}",
             f"- edgemask commit: {info['code']}",

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from edgemask.core.detectors import DetectorOptions
-from edgemask.core.formats import Variant
+from edgemask.core.detectors import DetectorOptions, yunet
+from edgemask.core.formats import Variant, family_of
 from edgemask.evaluation.accuracy import TARGETS
 from edgemask.evaluation.detection_metrics import DetectionEvaluator
 from edgemask.evaluation.frame_result import FrameResult
@@ -36,11 +36,11 @@ HALVES = ("even", "odd")
 
 @dataclass(frozen=True)
 class Setting:
-    """One point of a family's grid. ``size``: YuNet's long side or res10's squashed pass (None: the
-    runtime's rule); ``small_face_size``: res10's enlarged pass (0 = off; None for YuNet); ``nms``: None
-    keeps the file's."""
+    """One point of a detector's grid (``detector``: a model key). ``size``: YuNet's long side or res10's
+    squashed pass (None: the runtime's rule); ``small_face_size``: res10's enlarged pass (0 = off; None
+    for YuNet); ``nms``: None keeps the file's."""
 
-    family: str
+    detector: str
     size: int | None
     small_face_size: int | None = None
     nms: float | None = None
@@ -48,7 +48,7 @@ class Setting:
 
     @property
     def label(self) -> str:
-        if self.family == "yunet":
+        if self.family == yunet.FAMILY:
             parts = [f"long side {self.size}"]
         else:
             parts = [f"input {self.size or 'auto'}", f"small-face {self.small_face_size or 'off'}"]
@@ -58,13 +58,20 @@ class Setting:
 
     def system(self, variant: Variant, conf: float, classifier: Variant | None = None) -> EdgemaskSystem:
         options = DetectorOptions(self.size, self.small_face_size, conf, self.nms)
-        return EdgemaskSystem(self.family, variant, options, self.label, self.margin, classifier)
+        return EdgemaskSystem(self.detector, variant, options, self.label, self.margin, classifier)
+
+    @property
+    def family(self) -> str:
+        return family_of(self.detector)
 
 
 def yunet_grid(
-    long_sides: Sequence[int], nms_values: Sequence[float | None], margins: Sequence[float]
+    long_sides: Sequence[int],
+    nms_values: Sequence[float | None],
+    margins: Sequence[float],
+    detector: str = "yunet",
 ) -> list[Setting]:
-    return [Setting("yunet", s, None, n, m) for s in long_sides for n in nms_values for m in margins]
+    return [Setting(detector, s, None, n, m) for s in long_sides for n in nms_values for m in margins]
 
 
 def res10_grid(
@@ -160,7 +167,7 @@ def sweep_rows(runs: Sequence[Run], scenes: Sequence[Scene], confs: dict[str, Se
     for run in runs:
         for conf in sorted(confs[run.setting.family]):
             row = {
-                "family": run.setting.family,
+                "detector": run.setting.detector,
                 "setting": run.setting.label,
                 "size": run.setting.size,
                 "small_face_size": run.setting.small_face_size,
@@ -192,7 +199,7 @@ def worst_half_map(row: dict) -> float:
 
 
 def describe(row: dict) -> str:
-    return f"{row['family']} {row['setting']}, conf {row['conf']:g}"
+    return f"{row['detector']} {row['setting']}, conf {row['conf']:g}"
 
 
 def scores(row: dict) -> str:
@@ -248,11 +255,11 @@ def verdict_lines(rows: Sequence[dict], classic_ms: float | None) -> list[str]:
     rate, then the default across families with its speed against the classic recipe."""
     targets = "every target on both halves"
     lines = []
-    for family in dict.fromkeys(r["family"] for r in rows):
-        mine = [r for r in rows if r["family"] == family]
-        lines += winner([r for r in mine if r["meets_targets"]], f"{family}: best mAP meeting {targets}")
+    for detector in dict.fromkeys(r["detector"] for r in rows):
+        mine = [r for r in rows if r["detector"] == detector]
+        lines += winner([r for r in mine if r["meets_targets"]], f"{detector}: best mAP meeting {targets}")
         best = best_worst_half(mine)
-        lines.append(f"{family}: best worst-half mAP at any rate: {describe(best)} ({scores(best)})")
+        lines.append(f"{detector}: best worst-half mAP at any rate: {describe(best)} ({scores(best)})")
     chosen = choose_default(rows)
     if chosen is None:
         return [*lines, f"DEFAULT: no setting meets {targets}"]
@@ -266,7 +273,7 @@ def verdict_lines(rows: Sequence[dict], classic_ms: float | None) -> list[str]:
 def sweep_table(rows: Sequence[dict]) -> list[str]:
     """One line per row; each number as even/odd half."""
     columns = [
-        "family", "setting", "conf", "mAP@0.5", "faces found", "<16 px", "masked found", "precision",
+        "detector", "setting", "conf", "mAP@0.5", "faces found", "<16 px", "masked found", "precision",
         "FAR (found)", "FRR (found)", "ms/frame*", "meets targets",
     ]  # fmt: skip
 
@@ -277,7 +284,7 @@ def sweep_table(rows: Sequence[dict]) -> list[str]:
     for r in rows:
         lines.append(
             [
-                r["family"],
+                r["detector"],
                 r["setting"],
                 f"{r['conf']:g}",
                 pair(r, "map", num),

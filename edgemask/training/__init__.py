@@ -1,6 +1,6 @@
-"""Training and evaluation of the mask classifier (needs the ``train`` extra: TensorFlow + Keras).
+"""Training stages (needs the ``train`` extra: TensorFlow + Keras), one package per model.
 
-Modules: ``data`` (folders -> arrays, no TF), ``augment`` (random distortions incl. low resolution),
-``model`` (MobileNetV2 + head), ``fit`` (the training run), ``evaluate`` (metrics for any model file),
-``card`` (the model card), ``cli`` (``edgemask-train`` / ``edgemask-eval``).
+``classifier`` trains the mask classifier, ``detector`` fine-tunes YuNet on VOC scenes. Shared here:
+``data`` (folders -> arrays, no TF), ``evaluate`` (metrics for any model file), ``card`` (the model card),
+``plots`` (training curves), ``cli`` (``edgemask-train classifier|detector`` / ``edgemask-eval``).
 """

@@ -1,29 +1,41 @@
-"""``edgemask-train`` and ``edgemask-eval``."""
+"""``edgemask-train classifier|detector`` and ``edgemask-eval``."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 import sys
+import warnings
+from dataclasses import MISSING, fields, is_dataclass
 from pathlib import Path
+from typing import Any
 
 from edgemask.argtypes import at_least, fraction, in_range, whole_in_range
 from edgemask.core.backends import BackendError
+from edgemask.core.formats import DEFAULT_FORMAT
+from edgemask.core.metadata import first_line
+from edgemask.core.native_log import native_lines_dropped
 from edgemask.extras import missing_extra, missing_modules
-from edgemask.training.augment import AugmentConfig
+from edgemask.training.classifier.augment import AugmentConfig
+from edgemask.training.classifier.fit import SCHEDULES, STRATEGIES, TrainConfig
+from edgemask.training.classifier.scenes import INCORRECT_POLICIES
 from edgemask.training.data import DataError
-from edgemask.training.fit import SCHEDULES, STRATEGIES, TrainConfig
-from edgemask.training.scenes import INCORRECT_POLICIES
+from edgemask.training.detector import options as detector_options
+from edgemask.training.detector.checkpoint import CheckpointError
 
 BACKBONE_LAYERS = 154
 """Layers of Keras's MobileNetV2 backbone: --fine-tune-from picks the first trainable one."""
 MAX_INPUT_SIZE = 1024
 MAX_BATCH_SIZE = 4096
+TF_START_UP_LINES = ("I0000 ", "E0000 ", "WARNING: All log messages before absl::InitializeLog()")
+"""TensorFlow's start-up lines, written by its C++ logger before it reads ``TF_CPP_MIN_LOG_LEVEL``."""
 
 EXAMPLES_TRAIN = """examples:
-  edgemask-train --data ../shared/assets/datasets/mask12k --data ../shared/assets/datasets/rmfd_mix \\
-      --scenes ../shared/assets/datasets/scenes_train --detector models/face_detector_yunet_int8.tflite \\
+  edgemask-train classifier --data ../shared/assets/datasets/mask12k \\
+      --data ../shared/assets/datasets/rmfd_mix --scenes ../shared/assets/datasets/scenes_train \\
+      --detector models/face_detector_yunet_int8.tflite \\
       --input-size 64 --out models/mask_classifier.keras --card models/README.md --force
   (the full v2 recipe, with its quantization-aware second run: models/README.md, "Reproduce v2")
   (interrupted? run the same command again: it resumes from the last finished epoch in --run-dir)
@@ -35,17 +47,11 @@ def _fine_tune(value: str) -> int | None:
     return None if value.lower() in ("none", "frozen") else whole_in_range(0, BACKBONE_LAYERS)(value)
 
 
-def train_parser() -> argparse.ArgumentParser:
+def add_classifier_arguments(p: argparse.ArgumentParser) -> None:
+    """The classifier stage's options; each ``dest`` is a :class:`TrainConfig` (or
+    :class:`AugmentConfig`) field, so :func:`config_from` builds the config."""
     d = TrainConfig(data=[])
     a = AugmentConfig()
-    p = argparse.ArgumentParser(
-        prog="edgemask-train",
-        description="Fine-tune MobileNetV2 into the with_mask/without_mask classifier. Each --data folder "
-        "holds with_mask/ and without_mask/, or train/ (val/, test/) splits of them; without any val/ a "
-        "seeded stratified share of the training files validates.",
-        epilog=EXAMPLES_TRAIN,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
     p.add_argument("--data", action="append", default=[], help="data folder (repeatable)")
     p.add_argument(
         "--scenes",
@@ -62,6 +68,7 @@ def train_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--incorrect-mask",
+        dest="incorrect",
         choices=INCORRECT_POLICIES,
         default=d.incorrect,
         help="what mask_weared_incorrect scene faces train as (default %(default)s)",
@@ -88,9 +95,18 @@ def train_parser() -> argparse.ArgumentParser:
         default=d.input_size,
         help="square input side (default %(default)s)",
     )
-    p.add_argument("--epochs", type=whole_in_range(1, 10_000), default=d.epochs)
-    p.add_argument("--batch-size", type=whole_in_range(1, MAX_BATCH_SIZE), default=d.batch_size)
-    p.add_argument("--learning-rate", type=in_range(1e-8, 1.0), default=d.learning_rate)
+    p.add_argument(
+        "--epochs", type=whole_in_range(1, 10_000), default=d.epochs, help="at most (default %(default)s)"
+    )
+    p.add_argument(
+        "--batch-size",
+        type=whole_in_range(1, MAX_BATCH_SIZE),
+        default=d.batch_size,
+        help="(default %(default)s)",
+    )
+    p.add_argument(
+        "--learning-rate", type=in_range(1e-8, 1.0), default=d.learning_rate, help="(default %(default)s)"
+    )
     p.add_argument(
         "--fine-tune-from",
         type=_fine_tune,
@@ -171,6 +187,7 @@ def train_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--time-limit",
+        dest="time_limit_min",
         type=in_range(0.01, 1e6),
         default=None,
         metavar="MIN",
@@ -225,77 +242,126 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--card", default=None, help="model card (markdown) whose '## Classifier' section to write"
     )
+
+
+def train_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="edgemask-train",
+        description="Train one of edgemask's models: the mask classifier, or the YuNet face detector "
+        "fine-tuned on VOC scenes.",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="keep TensorFlow's start-up chatter")
+    stages = p.add_subparsers(dest="stage", required=True, metavar="{classifier,detector}")
+    classifier = stages.add_parser(
+        "classifier",
+        help="fine-tune MobileNetV2 into the with_mask/without_mask classifier",
+        description="Fine-tune MobileNetV2 into the with_mask/without_mask classifier. Each --data folder "
+        "holds with_mask/ and without_mask/, or train/ (val/, test/) splits of them; without any val/ a "
+        "seeded stratified share of the training files validates.",
+        epilog=EXAMPLES_TRAIN,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_classifier_arguments(classifier)
+    detector = stages.add_parser(
+        "detector",
+        help="fine-tune YuNet on VOC scenes so it finds masked faces",
+        description=detector_options.DESCRIPTION,
+        epilog=detector_options.EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    detector_options.add_arguments(detector)
     return p
+
+
+def config_from(cls: type, args: argparse.Namespace) -> Any:
+    """A stage's config dataclass from the parsed arguments: each field from the argument of the same
+    ``dest``, nested config dataclasses from their own fields, the rest left at their defaults."""
+    values: dict[str, Any] = {}
+    for f in fields(cls):
+        factory = f.default_factory
+        if factory is not MISSING and is_dataclass(factory):
+            values[f.name] = config_from(factory, args)
+        elif hasattr(args, f.name):
+            value = getattr(args, f.name)
+            values[f.name] = tuple(value) if isinstance(f.default, tuple) else value
+    return cls(**values)
+
+
+def import_tensorflow(verbose: bool, threads: int | None) -> None:
+    """Import TensorFlow and Keras and start TF's runtime (with ``threads`` intra-op threads if given)
+    with their start-up lines hidden unless ``verbose``: they are the same on every run and bury the
+    ones that matter."""
+    if not verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        warnings.filterwarnings("ignore", message=".*shuffle.*", category=UserWarning)
+    with native_lines_dropped(lambda line: not verbose and line.startswith(TF_START_UP_LINES)):
+        import keras  # noqa: F401
+        import tensorflow as tf
+
+        if threads:
+            from edgemask.training.detector.fit import configure_threads
+
+            configure_threads(threads)
+        tf.constant(0.0) + 0  # device set-up logs its CUDA probe here
+
+
+class DetectorChoiceError(ValueError):
+    """A --detector that is no face detector edgemask can run (a classifier, a damaged file, a .keras)."""
+
+
+def check_detector(choice: str | None) -> str | None:
+    """The --detector file for the scene crops (a model key or a path), checked to be a face detector
+    edgemask can run; raises :class:`DetectorChoiceError` with a one-line reason."""
+    if choice is None:
+        return None
+    from edgemask.app.models import resolve_model
+    from edgemask.core.detectors import load_detector
+
+    path = resolve_model(choice, DEFAULT_FORMAT, "detector")
+    try:
+        load_detector(path)
+    except (BackendError, OSError, ValueError) as e:
+        raise DetectorChoiceError(f"--detector {choice}: {first_line(e)}") from e
+    return str(path)
 
 
 def train_main(argv: list[str] | None = None) -> int:
     parser = train_parser()
     args = parser.parse_args(argv)
-    if not args.data and not args.scenes:
-        parser.error("give at least one --data or --scenes folder")
-    if args.low_res_min > args.low_res_max:
-        parser.error(f"--low-res-min {args.low_res_min} is above --low-res-max {args.low_res_max}")
+    if args.stage == "classifier":
+        if not args.data and not args.scenes:
+            parser.error("give at least one --data or --scenes folder")
+        if args.low_res_min > args.low_res_max:
+            parser.error(f"--low-res-min {args.low_res_min} is above --low-res-max {args.low_res_max}")
     if problem := missing_extra("train", "edgemask-train"):
         print(f"edgemask-train: error: {problem}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    aug = AugmentConfig(
-        low_res_prob=args.low_res_prob,
-        occlusion_prob=args.occlusion_prob,
-        occlusion_masked_prob=args.occlusion_masked_prob,
-        mask_hue_prob=args.mask_hue_prob,
-        low_res_blur=args.low_res_blur,
-        low_res_jpeg_prob=args.low_res_jpeg_prob,
-        low_res_min=args.low_res_min,
-        low_res_max=args.low_res_max,
-        zoom=args.zoom,
-    )
-    cfg = TrainConfig(
-        data=args.data,
-        out=args.out,
-        run_dir=args.run_dir,
-        cache_dir=args.cache_dir,
-        input_size=args.input_size,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        fine_tune_from=args.fine_tune_from,
-        dropout=args.dropout,
-        unmasked_weight=args.unmasked_weight,
-        val_fraction=args.val_fraction,
-        val_low_res=tuple(args.val_low_res),
-        seed=args.seed,
-        patience=args.patience,
-        keep=args.keep,
-        schedule=args.schedule,
-        ema=args.ema,
-        strategy=args.strategy,
-        steps_per_epoch=args.steps_per_epoch,
-        time_limit_min=args.time_limit,
-        eval_data=args.eval_data,
-        eval_voc=args.eval_voc,
-        scenes=args.scenes,
-        detector=args.detector,
-        incorrect=args.incorrect_mask,
-        scene_val_fraction=args.scene_val_fraction,
-        patches_per_scene=args.patches_per_scene,
-        init_from=args.init_from,
-        quant_aware=args.quant_aware,
-        balance=args.balance,
-        card=args.card,
-        force=args.force,
-        augment=aug,
-    )
-    from edgemask.training.fit import train
-
+    import_tensorflow(args.verbose, getattr(args, "threads", None))
+    run = train_classifier if args.stage == "classifier" else train_detector
     try:
-        result = train(cfg)
-    except (DataError, FileExistsError, FileNotFoundError) as e:
-        print(f"edgemask-train: error: {e}", file=sys.stderr)
+        return run(args)
+    except (DataError, FileExistsError, FileNotFoundError, CheckpointError, DetectorChoiceError) as e:
+        print(f"edgemask-train: error: {first_line(e)}", file=sys.stderr)
         return 2
+
+
+def train_classifier(args: argparse.Namespace) -> int:
+    from edgemask.training.classifier.fit import train
+
+    args.detector = check_detector(args.detector)
+    result = train(config_from(TrainConfig, args))
     print(json.dumps({k: result[k] for k in ("model", "train_seconds", "epochs_run")}))
     for name, m in result["evaluations"].items():
         print(f"{name}: accuracy {m['accuracy']:.4f}  FAR {m['far']:.4f}  FRR {m['frr']:.4f}  (n = {m['n']})")
+    return 0
+
+
+def train_detector(args: argparse.Namespace) -> int:
+    from edgemask.training.detector.fit import DetectorTrainConfig, train_detector
+
+    result = train_detector(config_from(DetectorTrainConfig, args))
+    print(json.dumps(result))
     return 0
 
 

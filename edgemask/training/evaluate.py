@@ -34,7 +34,7 @@ class KerasClassifier:
 
     def __init__(self, model_or_path) -> None:
         if isinstance(model_or_path, str | os.PathLike):
-            from edgemask.training.model import load_keras_model
+            from edgemask.training.classifier.model import load_keras_model
 
             model_or_path = load_keras_model(model_or_path)
         self.model = model_or_path
@@ -56,7 +56,7 @@ class LegacyKerasClassifier(KerasClassifier):
     def __init__(self, path: str | os.PathLike) -> None:
         import tf_keras
 
-        from edgemask.training.model import KerasFileError
+        from edgemask.training.classifier.model import KerasFileError
 
         try:
             model = tf_keras.models.load_model(path, compile=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -52,15 +53,21 @@ def grid_cells(height: int, width: int, stride: int) -> np.ndarray:
     return np.stack([c, r], axis=-1).astype(np.float32)
 
 
+def decode_boxes(bbox: Any, cells: Any, stride: Any, xp: Any = np) -> Any:
+    """Raw box outputs ``(..., 4)`` of cells ``[col, row]`` → ``x1y1x2y2`` input pixels. ``stride`` is a
+    number or one per cell ``(N, 1)``; ``xp`` is the array namespace (numpy here, ``keras.ops`` in the
+    detector's training loss, so training and the runtime decode with one formula)."""
+    centre = (cells + bbox[..., :2]) * stride
+    size = xp.exp(bbox[..., 2:]) * stride
+    return xp.concatenate([centre - size / 2, centre + size / 2], axis=-1)
+
+
 def decode_stride(
     cls: np.ndarray, obj: np.ndarray, bbox: np.ndarray, kps: np.ndarray, cells: np.ndarray, stride: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One stride's heads → ``(boxes (N, 4) x1y1x2y2, scores (N,), landmarks (N, 10))`` in input pixels."""
     scores = np.sqrt(np.clip(cls.reshape(-1), 0, 1) * np.clip(obj.reshape(-1), 0, 1))
-    bbox = bbox.reshape(-1, 4)
-    centre = (cells + bbox[:, :2]) * stride
-    size = np.exp(bbox[:, 2:]) * stride
-    boxes = np.concatenate([centre - size / 2, centre + size / 2], axis=1)
+    boxes = decode_boxes(bbox.reshape(-1, 4), cells, stride)
     kps = kps.reshape(len(cells), -1, 2)
     landmarks = ((kps + cells[:, None, :]) * stride).reshape(len(cells), -1)
     return boxes, scores, landmarks

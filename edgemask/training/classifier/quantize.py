@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgemask.training.model import BACKBONE_NAME
+from edgemask.training.classifier.model import BACKBONE_NAME
 
 RESCALED_RANGE = (-1.0, 1.0)
 """The model's Rescaling layer maps 0-255 pixels onto this range."""

@@ -18,11 +18,12 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from edgemask.labels import LABELS
-from edgemask.training.augment import AugmentConfig
+from edgemask.training.classifier.augment import AugmentConfig
 from edgemask.training.data import (
     DataError,
     Faces,
@@ -47,7 +48,7 @@ class TrainConfig:
     out: str = "models/mask_classifier.keras"
     run_dir: str = "runs/classifier"
     cache_dir: str = "runs/cache"
-    input_size: int = 224
+    input_size: int = 64
     epochs: int = 20
     batch_size: int = 64
     learning_rate: float = 3e-4
@@ -73,7 +74,7 @@ class TrainConfig:
     eval_data: list[str] = field(default_factory=list)
     eval_voc: list[str] = field(default_factory=list)
     scenes: list[str] = field(default_factory=list)
-    """VOC scene folders to cut training crops from (see :mod:`edgemask.training.scenes`)."""
+    """VOC scene folders to cut training crops from (see :mod:`edgemask.training.classifier.scenes`)."""
     detector: str | None = None
     """Detector file whose boxes give the runtime-like scene crops; None: ground-truth crops only."""
     incorrect: str = "skip"
@@ -87,7 +88,8 @@ class TrainConfig:
     balance: bool = False
     """Shift the unmasked output bias so max(FAR, FRR) on the validation crops is smallest."""
     quant_aware: bool = False
-    """Fine-tune through simulated int8 rounding (:mod:`edgemask.training.quantize`); implies keep last."""
+    """Fine-tune through simulated int8 rounding (:mod:`~edgemask.training.classifier.quantize`); implies
+    keep last."""
     card: str | None = None
     force: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -112,7 +114,7 @@ def prepare_data(cfg: TrainConfig) -> tuple[Faces, Faces, dict, np.ndarray]:
     scene_info: dict = {}
     if cfg.scenes:
         from edgemask.core.pipeline import DEFAULT_MARGIN
-        from edgemask.training.scenes import scene_sets
+        from edgemask.training.classifier.scenes import scene_sets
 
         scene_train, scene_val, bank, scene_info = scene_sets(
             cfg.scenes, cfg.input_size, cfg.detector, cfg.run_dir, DEFAULT_MARGIN, cfg.incorrect,
@@ -250,10 +252,8 @@ def callbacks_for(cfg: TrainConfig, run_dir: Path, started: float) -> list:
     ]
 
 
-def train(cfg: TrainConfig) -> dict:
-    """Run training end to end and return the metrics dict that is also written next to the model."""
-    started = time.time()
-    load_average = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+def check_run(cfg: TrainConfig) -> Path:
+    """Refuse a run that would overwrite a model or a finished run; returns the run folder, made."""
     out = Path(cfg.out)
     if out.exists() and not cfg.force:
         raise FileExistsError(f"{out} exists; pass --force to replace it")
@@ -265,33 +265,42 @@ def train(cfg: TrainConfig) -> dict:
     if (run_dir / "history.csv").exists() and not (run_dir / "backup").exists():
         raise FileExistsError(f"{run_dir} holds a finished run; pass a new --run-dir (it is kept to resume)")
     run_dir.mkdir(parents=True, exist_ok=True)
-    train_faces, val_faces, data_info, bank = prepare_data(cfg)
-    log.info("data: %s", json.dumps(data_info))
+    return run_dir
 
-    from edgemask.training.model import build_classifier, configure_keras_home
 
-    configure_keras_home()
+def compiled_model(cfg: TrainConfig, train_faces: Faces) -> Any:
+    """The classifier to train (from ImageNet or ``init_from``, quant-aware if asked), compiled."""
     import keras
-    import tensorflow as tf
 
-    from edgemask.training.augment import make_augmenter
+    from edgemask.training.classifier.model import build_classifier
 
-    strategy = make_strategy(cfg.strategy)
-    keras.utils.set_random_seed(cfg.seed)
-    with strategy.scope():
-        model = build_classifier(cfg.input_size, cfg.fine_tune_from, cfg.dropout)
-        if cfg.init_from:
-            model.set_weights(keras.models.load_model(cfg.init_from, compile=False).get_weights())
-        if cfg.quant_aware:
-            from edgemask.training.quantize import activation_ranges, quant_aware_copy
+    model = build_classifier(cfg.input_size, cfg.fine_tune_from, cfg.dropout)
+    if cfg.init_from:
+        model.set_weights(keras.models.load_model(cfg.init_from, compile=False).get_weights())
+    if cfg.quant_aware:
+        from edgemask.training.classifier.quantize import activation_ranges, quant_aware_copy
 
-            sample = np.random.default_rng(cfg.seed).permutation(len(train_faces.labels))[:CALIBRATION_CROPS]
-            model = quant_aware_copy(model, activation_ranges(model, train_faces.images[np.sort(sample)]))
-        model.compile(
-            optimizer=make_optimizer(cfg, steps_per_epoch(cfg, len(train_faces.labels))),
-            loss=keras.losses.SparseCategoricalCrossentropy(),
-            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        )
+        sample = np.random.default_rng(cfg.seed).permutation(len(train_faces.labels))[:CALIBRATION_CROPS]
+        model = quant_aware_copy(model, activation_ranges(model, train_faces.images[np.sort(sample)]))
+    model.compile(
+        optimizer=make_optimizer(cfg, steps_per_epoch(cfg, len(train_faces.labels))),
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+    return model
+
+
+def fit_model(
+    cfg: TrainConfig,
+    model: Any,
+    train_faces: Faces,
+    val_faces: Faces,
+    bank: np.ndarray,
+    run_dir: Path,
+    started: float,
+) -> None:
+    from edgemask.training.classifier.augment import make_augmenter
+
     train_ds = make_dataset(
         train_faces, cfg.batch_size, cfg.seed, make_augmenter(cfg.augment, cfg.seed, bank)
     )
@@ -307,28 +316,36 @@ def train(cfg: TrainConfig) -> dict:
         callbacks=callbacks_for(cfg, run_dir, started),
         verbose=1 if sys.stdout.isatty() else 2,
     )
+
+
+def shipped_model(cfg: TrainConfig, model: Any, run_dir: Path) -> Any:
+    """The model to ship: the kept epoch's weights in a plain (not quant-aware) classifier."""
+    import keras
+
+    from edgemask.training.classifier.model import build_classifier
+
     best_path = run_dir / "best.keras"
     if cfg.keep == "best" and best_path.is_file() and not cfg.quant_aware:
         model = keras.models.load_model(best_path, compile=False)
     final = build_classifier(cfg.input_size, cfg.fine_tune_from, cfg.dropout, imagenet=False)
     if cfg.quant_aware:
-        from edgemask.training.quantize import plain_weights
+        from edgemask.training.classifier.quantize import plain_weights
 
         plain_weights(model, final)
     else:
         final.set_weights(model.get_weights())
-    bias_shift = None
-    if cfg.balance:
-        from edgemask.training.balance import balance_on
+    return final
 
-        bias_shift = balance_on(final, val_faces.images, val_faces.labels, cfg.batch_size)
-        log.info("unmasked output bias shifted by %.3f (validation minimax FAR/FRR)", bias_shift)
+
+def save_model(final: Any, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.stem + ".part.keras")
     final.save(tmp)
     os.replace(tmp, out)
-    train_seconds = time.time() - started
 
+
+def evaluations_of(cfg: TrainConfig, final: Any, val_faces: Faces) -> dict:
+    """Metrics on the validation crops and every ``eval_data`` / ``eval_voc`` folder."""
     from edgemask.training.evaluate import (
         KerasClassifier,
         Predictions,
@@ -344,6 +361,38 @@ def train(cfg: TrainConfig) -> dict:
         evaluations[str(folder)] = evaluate_folder(clf, folder)
     for folder in cfg.eval_voc:
         evaluations[f"{folder} (VOC crops)"] = evaluate_voc(clf, folder)
+    return evaluations
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Run training end to end and return the metrics dict that is also written next to the model."""
+    started = time.time()
+    load_average = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    out = Path(cfg.out)
+    run_dir = check_run(cfg)
+    train_faces, val_faces, data_info, bank = prepare_data(cfg)
+    log.info("data: %s", json.dumps(data_info))
+
+    from edgemask.training.classifier.model import configure_keras_home
+
+    configure_keras_home()
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(cfg.seed)
+    with make_strategy(cfg.strategy).scope():
+        model = compiled_model(cfg, train_faces)
+    fit_model(cfg, model, train_faces, val_faces, bank, run_dir, started)
+    final = shipped_model(cfg, model, run_dir)
+    bias_shift = None
+    if cfg.balance:
+        from edgemask.training.classifier.balance import balance_on
+
+        bias_shift = balance_on(final, val_faces.images, val_faces.labels, cfg.batch_size)
+        log.info("unmasked output bias shifted by %.3f (validation minimax FAR/FRR)", bias_shift)
+    save_model(final, out)
+    train_seconds = time.time() - started
+    evaluations = evaluations_of(cfg, final, val_faces)
     history = read_history(run_dir / "history.csv")
     result = {
         "model": str(out),
