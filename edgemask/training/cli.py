@@ -24,6 +24,7 @@ from edgemask.training.classifier.scenes import INCORRECT_POLICIES
 from edgemask.training.data import DataError
 from edgemask.training.detector import options as detector_options
 from edgemask.training.detector.checkpoint import CheckpointError
+from edgemask.training.loop_options import add_loop_arguments
 
 BACKBONE_LAYERS = 154
 """Layers of Keras's MobileNetV2 backbone: --fine-tune-from picks the first trainable one."""
@@ -95,17 +96,12 @@ def add_classifier_arguments(p: argparse.ArgumentParser) -> None:
         default=d.input_size,
         help="square input side (default %(default)s)",
     )
-    p.add_argument(
-        "--epochs", type=whole_in_range(1, 10_000), default=d.epochs, help="at most (default %(default)s)"
-    )
-    p.add_argument(
-        "--batch-size",
-        type=whole_in_range(1, MAX_BATCH_SIZE),
-        default=d.batch_size,
-        help="(default %(default)s)",
-    )
-    p.add_argument(
-        "--learning-rate", type=in_range(1e-8, 1.0), default=d.learning_rate, help="(default %(default)s)"
+    add_loop_arguments(
+        p,
+        epochs=d.epochs,
+        batch_size=d.batch_size,
+        max_batch_size=MAX_BATCH_SIZE,
+        learning_rate=d.learning_rate,
     )
     p.add_argument(
         "--fine-tune-from",
@@ -181,17 +177,6 @@ def add_classifier_arguments(p: argparse.ArgumentParser) -> None:
         default=d.strategy,
         help="tf.distribute strategy: one device, MirroredStrategy over local devices, or "
         "MultiWorkerMirroredStrategy (cluster from $TF_CONFIG)",
-    )
-    p.add_argument(
-        "--steps-per-epoch", type=at_least(1), default=None, help="cap steps per epoch (smoke tests)"
-    )
-    p.add_argument(
-        "--time-limit",
-        dest="time_limit_min",
-        type=in_range(0.01, 1e6),
-        default=None,
-        metavar="MIN",
-        help="stop after the epoch in which this many minutes have passed",
     )
     p.add_argument(
         "--low-res-prob",

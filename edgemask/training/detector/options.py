@@ -9,6 +9,7 @@ import argparse
 from edgemask.argtypes import at_least, fraction, in_range, whole_in_range
 from edgemask.training.detector.augment import DetectorAugment
 from edgemask.training.detector.config import DetectorTrainConfig
+from edgemask.training.loop_options import add_loop_arguments
 
 DESCRIPTION = (
     "Fine-tune YuNet-n (from its source ONNX, rebuilt trainable in Keras) on VOC scenes: every annotated "
@@ -51,17 +52,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=d.val_size,
         help="long side the held-out scenes are scored at, as the runtime runs (default %(default)s)",
     )
-    p.add_argument(
-        "--epochs", type=whole_in_range(1, 10_000), default=d.epochs, help="at most (default %(default)s)"
-    )
-    p.add_argument(
-        "--batch-size", type=whole_in_range(1, 512), default=d.batch_size, help="(default %(default)s)"
-    )
-    p.add_argument(
-        "--learning-rate",
-        type=in_range(1e-8, 1.0),
-        default=d.learning_rate,
-        help="AdamW peak, after warm-up (default %(default)s)",
+    add_loop_arguments(
+        p,
+        epochs=d.epochs,
+        batch_size=d.batch_size,
+        max_batch_size=512,
+        learning_rate=d.learning_rate,
+        learning_rate_help="AdamW peak, after warm-up (default %(default)s)",
     )
     p.add_argument("--warmup-steps", type=at_least(0), default=d.warmup_steps, help="(default %(default)s)")
     p.add_argument(
@@ -78,18 +75,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seed", type=at_least(0), default=d.seed, help="(default %(default)s)")
     p.add_argument("--threads", type=whole_in_range(1, 256), default=d.threads, help="(default %(default)s)")
-    p.add_argument(
-        "--steps-per-epoch", type=at_least(1), default=None, help="cap steps per epoch (smoke tests)"
-    )
     p.add_argument("--limit", type=at_least(1), default=None, help="use only the first N scenes")
-    p.add_argument(
-        "--time-limit",
-        dest="time_limit_min",
-        type=in_range(0.01, 1e6),
-        default=None,
-        metavar="MIN",
-        help="stop after the epoch in which this many minutes have passed",
-    )
     p.add_argument(
         "--shrink-prob",
         type=fraction,
