@@ -101,7 +101,9 @@ def test_one_step_run_checkpoints_resumes_and_refuses_a_damaged_checkpoint(tiny_
     assert run_cli([*common, "--epochs", "1", "--steps-per-epoch", "1", "--warmup-steps", "1"]) == 0
     state = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert state["epochs_run"] == 1 and (out / "checkpoint.npz").is_file()
-    assert (out / "yunet_masked.keras").is_file()
+    assert (out / "face_detector_yunet_masked.keras").is_file()
+    record = json.loads((out / "face_detector_yunet_masked.training.json").read_text())
+    assert record["training_data"]["name"] == tiny_scenes.name and record["epochs_run"] == 1
     # Again without --resume: refused, nothing overwritten.
     assert run_cli([*common, "--epochs", "2"]) == 2
     assert "--resume" in capsys.readouterr().err

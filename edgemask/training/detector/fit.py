@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from edgemask.core.formats import MODELS
 from edgemask.core.metadata import GridConfig
 from edgemask.core.ops.yunet import HEAD_KINDS, decode_boxes, select
 from edgemask.evaluation.detection_metrics import DetectionEvaluator
@@ -45,13 +46,14 @@ from edgemask.training.detector.data import (
     train_batches,
 )
 from edgemask.training.detector.loss import detector_loss
+from edgemask.training.detector.record import training_record
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.npz"
 BEST = "best.weights.npz"
 HISTORY = "history.csv"
-MODEL = "yunet_masked.keras"
+MODEL = f"{MODELS['yunet_masked'].stem}.keras"
 EVAL_CONFIDENCE = 0.02
 """Score floor for the held-out AP: low, so the whole precision-recall curve counts."""
 REPORT_CONFIDENCE = 0.5
@@ -301,7 +303,7 @@ def train_detector(cfg: DetectorTrainConfig) -> dict:
             log.info("time limit reached after epoch %d", epoch + 1)
             break
     export_model(cfg, best, out / MODEL)
-    return {
+    summary = {
         "model": str(out / MODEL),
         "epochs_run": state["epoch"],
         "best_epoch": state["best_epoch"],
@@ -310,3 +312,6 @@ def train_detector(cfg: DetectorTrainConfig) -> dict:
         "train_scenes": len(train),
         "held_out_scenes": len(held),
     }
+    record = training_record(out, summary)
+    (out / MODEL).with_suffix(".training.json").write_text(json.dumps(record, indent=2) + "\n")
+    return summary

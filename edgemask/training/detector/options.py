@@ -19,7 +19,7 @@ DESCRIPTION = (
 EXAMPLES = """examples:
   edgemask-train detector --data ../shared/assets/datasets/scenes_train --out runs/det1
   (interrupted? add --resume to the same command: it continues after the last finished epoch)
-  edgemask-export --models yunet_masked --yunet-masked runs/det1/yunet_masked.keras
+  edgemask-export --models yunet_masked --yunet-masked runs/det1/face_detector_yunet_masked.keras
 """
 
 
