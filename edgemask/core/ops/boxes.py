@@ -58,12 +58,13 @@ def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``(len(a), len(b))`` IoUs."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    if len(b) == 0:
-        return np.zeros((len(a), 0))
-    return np.stack([iou(box, b) for box in a]) if len(a) else np.zeros((0, len(b)))
+    """``(len(a), len(b))`` IoUs, broadcast in one step (the tracker calls it every frame)."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(1, -1, 4)
+    size = np.maximum(np.minimum(a[..., 2:], b[..., 2:]) - np.maximum(a[..., :2], b[..., :2]), 0)
+    inter = size[..., 0] * size[..., 1]
+    union = box_area(a) + box_area(b) - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def nms(
