@@ -129,17 +129,14 @@ class RecordingBar:
     write = staticmethod(tqdm.write)
 
     def __init__(self, total=None, **kwargs) -> None:
-        self.total, self.n = total, 0
+        self.total, self.n, self.closed = total, 0, False
         RecordingBar.made.append(self)
 
     def update(self, n: int = 1) -> None:
         self.n += n
 
-    def __enter__(self) -> RecordingBar:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        pass
+    def close(self) -> None:
+        self.closed = True
 
 
 def five_images(folder: Path) -> Path:
@@ -156,16 +153,16 @@ def test_progress_bar_total_is_what_will_be_processed(
 ) -> None:
     """Without --max-frames the bar counts every input (skipped ones too); with it, processed frames
     towards the cap (at most the inputs there are)."""
-    from edgemask.app import runner
+    from edgemask.app import outputs
 
-    monkeypatch.setattr(runner, "tqdm", RecordingBar)
+    monkeypatch.setattr(outputs, "tqdm", RecordingBar)
     RecordingBar.made.clear()
     argv = ["--source", str(five_images(tmp_path / "in"))] + (
         ["--max-frames", str(max_frames)] if max_frames else []
     )
     assert main(argv, make_pipeline=lambda a: FakePipeline()) == 0
     (bar,) = RecordingBar.made
-    assert (bar.total, bar.n) == (total, count)
+    assert (bar.total, bar.n, bar.closed) == (total, count, True)
 
 
 def test_quiet_prints_nothing_on_success_and_the_summary_on_failure(tmp_path: Path, capsys) -> None:

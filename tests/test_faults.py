@@ -26,7 +26,7 @@ from test_sources import write_bad_and_odd_images
 
 from edgemask import __version__
 from edgemask.app import cli
-from edgemask.app.sorting import LOCK_FILE, MANIFEST
+from edgemask.app.sorting.manifest import LOCK_FILE, MANIFEST
 from edgemask.app.sources import ZERO_BYTE
 from edgemask.core.metadata import ZIP_MEMBER_HEADER, read_metadata
 from edgemask.export import cli as export_cli

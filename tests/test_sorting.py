@@ -14,7 +14,8 @@ from test_sources import write_bad_and_odd_images
 
 from edgemask.app.cli import main
 from edgemask.app.outfiles import inside, safe_name, write_new
-from edgemask.app.sorting import FIELDS, LOCK_FILE, MANIFEST, FaceSorter, SortLock, read_manifest
+from edgemask.app.sorting.crops import crop_rows
+from edgemask.app.sorting.manifest import FIELDS, LOCK_FILE, MANIFEST, SortFolder, SortLock, read_manifest
 from edgemask.assets import file_digest
 from edgemask.core.pipeline import Face
 
@@ -131,24 +132,24 @@ def test_existing_crops_get_new_names(tmp_path: Path) -> None:
     out = tmp_path / "sorted"
     (out / "with_mask").mkdir(parents=True)
     (out / "with_mask" / "a_face0.jpg").write_bytes(b"keep me")
-    sorter = FaceSorter(out, margin=0.0)
+    folder = SortFolder(out)
     image = np.full((20, 20, 3), 50, np.uint8)
-    written = sorter.add("a.jpg", image, [Face((2, 2, 12, 12), "mask", 0.9, 0.8)])
-    sorter.close()
+    written = folder.record(crop_rows("a.jpg", "d1", image, [Face((2, 2, 12, 12), "mask", 0.9, 0.8)], 0.0))
+    folder.close()
     assert written == [out / "with_mask" / "a_face0-1.jpg"]
     assert (out / "with_mask" / "a_face0.jpg").read_bytes() == b"keep me"
     assert cv2.imread(str(written[0])).shape == (10, 10, 3)
 
 
 def test_manifest_records_faceless_sources_and_survives_a_torn_row(tmp_path: Path) -> None:
-    sorter = FaceSorter(tmp_path)
-    sorter.add("empty.jpg", np.zeros((10, 10, 3), np.uint8), [])
-    sorter.close()
+    folder = SortFolder(tmp_path)
+    folder.record(crop_rows("empty.jpg", "", np.zeros((10, 10, 3), np.uint8), [], 0.1))
+    folder.close()
     with open(tmp_path / MANIFEST, "a") as f:
         f.write("half.jpg,,0,1,2")  # a crash in the middle of a row
     assert read_manifest(tmp_path / MANIFEST).legacy_paths == {"empty.jpg"}
-    resumed = FaceSorter(tmp_path)
-    resumed.add("half.jpg", np.zeros((10, 10, 3), np.uint8), [])
+    resumed = SortFolder(tmp_path)
+    resumed.record(crop_rows("half.jpg", "", np.zeros((10, 10, 3), np.uint8), [], 0.1))
     resumed.close()
     assert read_manifest(tmp_path / MANIFEST).legacy_paths == {"empty.jpg", "half.jpg"}
     with open(tmp_path / MANIFEST, newline="") as f:
