@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgemask.core.ops.boxes import expand_box, iou_matrix
+from edgemask.core.ops.boxes import expand_box, pairwise_iou
 
 
 @dataclass(frozen=True)
@@ -24,9 +24,13 @@ class Matches:
     detections: np.ndarray
 
 
-def overlaps(tracks: np.ndarray, detections: np.ndarray, buffer: float) -> np.ndarray:
-    """``(T, D)`` IoUs of ``[x1, y1, x2, y2]`` boxes each grown by ``buffer`` of its size per side."""
-    return iou_matrix(expand_box(tracks, buffer), expand_box(detections, buffer))
+def overlaps(tracks: np.ndarray, detections: np.ndarray, buffer: np.ndarray | float) -> np.ndarray:
+    """``(T, D)`` IoUs of ``[x1, y1, x2, y2]`` boxes, both of a pair grown by ``buffer`` of their size per
+    side: one margin for all, or one per track (``(T,)``)."""
+    tracks = np.asarray(tracks, dtype=np.float64).reshape(-1, 1, 4)
+    detections = np.asarray(detections, dtype=np.float64).reshape(1, -1, 4)
+    margin = np.reshape(np.asarray(buffer, dtype=np.float64), (-1, 1, 1))
+    return pairwise_iou(expand_box(tracks, margin), expand_box(detections, margin))
 
 
 def greedy_match(similarity: np.ndarray, min_similarity: float) -> Matches:

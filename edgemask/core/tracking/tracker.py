@@ -26,11 +26,14 @@ LOST_SECONDS = 1.0
 @dataclass(frozen=True)
 class TrackerOptions:
     """``high_score``: detections at or above it start tracks and are matched first; lower ones only keep
-    tracks alive. ``min_overlap``: the least buffered IoU (grown by ``buffer`` per side) of a match."""
+    tracks alive. ``min_overlap``: the least buffered IoU (boxes grown by ``buffer`` per side) of a match;
+    a track unseen for n frames looks ``n * lost_growth`` wider still, as its predicted place grows less
+    certain (the camera may pan on while a face is hidden)."""
 
     high_score: float = 0.6
     min_overlap: float = 0.2
     buffer: float = 0.3
+    lost_growth: float = 0.1
     confirm_hits: int = 3
     lost_frames: int = 30
     motion: MotionModel = field(default_factory=MotionModel)
@@ -90,7 +93,8 @@ class Tracker:
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         scores = np.asarray(scores, dtype=np.float64).reshape(-1)
         predicted = opt.motion.predict(self._state, self._velocity)
-        matches = self._associate(overlaps(to_boxes(predicted), boxes, opt.buffer), scores)
+        track_buffer = opt.buffer + opt.lost_growth * self._misses
+        matches = self._associate(overlaps(to_boxes(predicted), boxes, track_buffer), scores)
         tracks, detections = matches.pairs[:, 0], matches.pairs[:, 1]
 
         velocity = opt.motion.coast(self._velocity)
