@@ -37,6 +37,7 @@ from edgemask.app.serve import LiveServer, ServeError, add_serve_options, serve_
 from edgemask.app.sinks import Sink
 from edgemask.app.sorting.manifest import SortError
 from edgemask.app.sources import Source, SourceError, is_live, open_source
+from edgemask.app.tracking import add_tracking_options, tracked_pipeline
 from edgemask.argtypes import (
     COSTLY_NETWORK_SIDE,
     at_least,
@@ -59,6 +60,8 @@ from edgemask.core.formats import (
     default_precision,
 )
 from edgemask.core.pipeline import DEFAULT_MARGIN, DEFAULT_MIN_FACE, FramePipeline, PipelineOptions
+from edgemask.core.tracked import TrackedPipeline
+from edgemask.core.tracking.counting import CountLineError
 
 DEFAULT_THREADS = min(4, os.cpu_count() or 1)
 MAX_MARGIN = 1.0
@@ -237,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     live.add_argument("--max-frames", type=at_least(1), metavar="N", help="stop after N processed frames")
 
+    add_tracking_options(parser)
     add_serve_options(parser)
     return parser
 
@@ -246,7 +250,9 @@ def pipeline_options(args: argparse.Namespace) -> PipelineOptions:
     return PipelineOptions(detector, args.margin, args.min_face, args.threads)
 
 
-def run_options(args: argparse.Namespace, server: LiveServer | None = None) -> RunOptions:
+def run_options(
+    args: argparse.Namespace, server: LiveServer | None = None, pipeline: FramePipeline | None = None
+) -> RunOptions:
     return RunOptions(
         args.json,
         args.save,
@@ -256,6 +262,7 @@ def run_options(args: argparse.Namespace, server: LiveServer | None = None) -> R
         args.quiet,
         args.max_frames,
         server.view if server is not None else None,
+        pipeline if isinstance(pipeline, TrackedPipeline) else None,
     )
 
 
@@ -334,6 +341,11 @@ def run_source(
     finite source until the user stops."""
     pipeline = make_pipeline(args)
     source = open_input(args)
+    try:
+        pipeline = tracked_pipeline(pipeline, source, args, console.warn)
+    except CountLineError:
+        source.close()
+        raise
     if source.kind == "images" and source.total == 0:
         source.close()
         console.say(f"no files in {source.name}")
@@ -343,7 +355,9 @@ def run_source(
         server.view.describe(model_info(pipeline), source_info(source), stats.tally)
     with StopRequest().installed() as stop:
         source.should_stop = stop
-        sinks, finished = process_source(source, pipeline, run_options(args, server), console, stats)
+        sinks, finished = process_source(
+            source, pipeline, run_options(args, server, pipeline), console, stats
+        )
         stats.stopped_by_user = stats.stopped_by_user or stop.requested
         code = exit_code(stats, source)
         summary = summarize(stats, source, pipeline, sinks)
@@ -386,7 +400,7 @@ def main(
     console = Console(args.quiet)
     try:
         return run(args, make_pipeline or load_pipeline, console)
-    except (UsageError, SourceError, SaveError, SortError, ServeError) as e:
+    except (UsageError, SourceError, SaveError, SortError, ServeError, CountLineError) as e:
         console.say(f"error: {e}")
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -1,5 +1,6 @@
-"""Annotating a frame for people: a box per face coloured by label, the label and its score, the five
-landmarks where the detector gives them, and the processing rate. Sizes scale with the image so labels
+"""Annotating a frame for people: a box per face coloured by label, the label and its score (a tracked
+face: its person's id and the label its track votes for), the five landmarks where the detector gives
+them, and the processing rate. Sizes scale with the image so labels
 stay legible on 320 px and 4K frames alike."""
 
 from __future__ import annotations
@@ -39,13 +40,20 @@ def annotate(image: np.ndarray, faces: Sequence[Face], fps: float | None = None)
     out = image.copy()
     width = line_width(out)
     for face in faces:
-        color = COLORS.get(face.label, OTHER_COLOR)
+        color = COLORS.get(face.track_label or face.label, OTHER_COLOR)
         x1, y1, x2, y2 = face.box
         cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), color, width)
         for x, y in face.landmarks or ():
             radius = max(1, min(width, (x2 - x1) // 20))
             cv2.circle(out, (round(x), round(y)), radius, LANDMARK_COLOR, cv2.FILLED)
-        put_label(out, f"{face.label} {face.score:.2f}", x1, y1 - 1, color)
+        put_label(out, caption(face), x1, y1 - 1, color)
     if fps is not None:
         put_label(out, f"{fps:.1f} FPS", 0, 0, (0, 0, 0))
     return out
+
+
+def caption(face: Face) -> str:
+    """``mask 0.93``, or for a tracked face ``#7 mask 0.99`` (its track's vote)."""
+    if face.track is None:
+        return f"{face.label} {face.score:.2f}"
+    return f"#{face.track} {face.track_label} {face.track_score or 0.0:.2f}"

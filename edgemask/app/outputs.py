@@ -18,6 +18,8 @@ from edgemask.app.sinks import JsonLinesSink, LiveSink, SaveSink, Sink, WindowSi
 from edgemask.app.sorting.local import SortSink
 from edgemask.app.sorting.manifest import SortFolder
 from edgemask.app.sources import Source
+from edgemask.app.tracking import PeopleSink
+from edgemask.core.tracked import TrackedPipeline
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,8 @@ class RunOptions:
     max_frames: int | None = None
     serve: LiveView | None = None
     """Where the live view (``--serve``) picks up each processed frame."""
+    tracking: TrackedPipeline | None = None
+    """The tracked pipeline whose people counts a run reports (``--track``)."""
 
 
 def open_sinks(options: RunOptions, source: Source, margin: float, stack: ExitStack) -> list[Sink]:
@@ -45,6 +49,8 @@ def open_sinks(options: RunOptions, source: Source, margin: float, stack: ExitSt
         sinks.append(sink)
 
     stills = source.kind == "images"
+    if options.tracking is not None:
+        add(PeopleSink(options.tracking, sys.stdout if options.json else None, options.serve))
     if options.json:
         add(JsonLinesSink(sys.stdout))
     if options.save is not None:
