@@ -32,7 +32,7 @@ class TrackerOptions:
 
     high_score: float = 0.6
     min_overlap: float = 0.2
-    buffer: float = 0.3
+    buffer: float = 0.5
     lost_growth: float = 0.1
     confirm_hits: int = 3
     lost_frames: int = 30
