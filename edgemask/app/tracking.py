@@ -92,6 +92,8 @@ class PeopleSink(BaseSink):
         self.stream = stream
         self.view = view
         self.checked = False
+        if view is not None:
+            view.count_people(people_figures(tracking))
 
     def write(self, item: Processed) -> None:
         if not self.checked and self.tracking.counter is not None:
