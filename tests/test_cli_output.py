@@ -196,3 +196,13 @@ def test_native_info_lines_are_kept_when_asked(capfd, monkeypatch) -> None:
     with native_info_dropped():
         os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
     assert capfd.readouterr().err == "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
+
+
+def test_counts_in_the_summary_agree_in_number(tmp_path: Path, capsys) -> None:
+    folder = five_images(tmp_path / "in")
+    assert main(["--source", str(folder / "0.png")], make_pipeline=lambda a: FakePipeline()) == 0
+    assert "edgemask-run: 1 image processed, 2 faces (" in capsys.readouterr().err
+    assert main(["--source", str(folder / "0.png")], make_pipeline=lambda a: FakePipeline(faceless=True)) == 0
+    err = capsys.readouterr().err
+    assert "1 image processed, 0 faces (none)" in err
+    assert "1 detection smaller than the minimum face size ignored" in err

@@ -228,7 +228,9 @@ def test_two_runs_into_one_folder_at_once_duplicate_nothing(tmp_path: Path) -> N
             )
             assert len(err.strip().splitlines()) == 1
     rows = sort_rows(out)
-    assert sorted(r["source"] for r in rows) == sorted(f"{k}.png" for k in range(6) for _ in range(2))
+    assert sorted(r["source"] for r in rows) == sorted(
+        str(source / f"{k}.png") for k in range(6) for _ in range(2)
+    )
     crops = sorted(p.name for p in out.rglob("*.jpg"))
     assert len(crops) == 12 and not any("-1" in name for name in crops)
     assert {p.name for p in out.iterdir()} == {LOCK_FILE, MANIFEST, "without_mask"}  # all dark: no masks

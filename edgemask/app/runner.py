@@ -195,6 +195,9 @@ def summarize(stats: RunStats, source: Source, pipeline: FramePipeline, sinks: S
     faces = sum(tally.faces.values())
     labels = ", ".join(f"{k} {v}" for k, v in sorted(tally.faces.items())) or "none"
     lines = [f"{plural(tally.frames, unit)} processed, {plural(faces, 'face')} ({labels})"]
+    done = len(tally.skipped.get(ALREADY_DONE, ()))
+    if done and not tally.frames:
+        lines[0] = f"nothing new: {plural(done, unit)} already done (exit 0)"
     small = getattr(pipeline, "skipped_small", 0)
     if small:
         lines.append(f"{plural(small, 'detection')} smaller than the minimum face size ignored")

@@ -4,9 +4,9 @@ disk, so the local loop and a distributed worker cut exactly the same crops and 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -31,24 +31,27 @@ class SortedFace:
 
 @dataclass(frozen=True)
 class SortedImage:
-    """An image's faces for the sort, with the source it came from and the SHA-256 of its bytes."""
+    """An image's faces for the sort, with the source it came from, its path inside the input (``key``)
+    and the SHA-256 of its bytes."""
 
     source: str
+    key: str
     digest: str
     faces: tuple[SortedFace, ...]
 
 
-def crop_name(source: str, index: int) -> str:
-    """``day1/img_001.jpg``, face 2 → ``day1__img_001_face2.jpg``: unique per source and face, one safe
-    path component."""
-    return f"{safe_name(str(Path(source).with_suffix('')))}_face{index}.jpg"
+def crop_name(key: str, index: int) -> str:
+    """``day1/img_001.jpg``, face 2 → ``day1__img_001_face2.jpg``: one safe path component per image's
+    path inside the input and face."""
+    return f"{safe_name(os.path.splitext(key)[0])}_face{index}.jpg"
 
 
 def crop_rows(
-    source: str, digest: str, image: np.ndarray, faces: Sequence[Face], margin: float
+    source: str, key: str, digest: str, image: np.ndarray, faces: Sequence[Face], margin: float
 ) -> SortedImage:
     """The crops of ``image``'s ``faces``: each face's own crop box (``Face.crop``), or for a face without
-    one the same rule the pipeline applies, grown by ``margin``."""
+    one the same rule the pipeline applies, grown by ``margin``. ``source`` is what the manifest records
+    (the file's absolute path), ``key`` its path inside the input, which names the crops."""
     h, w = image.shape[:2]
     sorted_faces = []
     for k, face in enumerate(faces):
@@ -61,7 +64,7 @@ def crop_rows(
                 face.score,
                 face.face_score,
                 crop(image, box).copy(),
-                crop_name(source, k),
+                crop_name(key, k),
             )
         )
-    return SortedImage(source, digest, tuple(sorted_faces))
+    return SortedImage(source, key, digest, tuple(sorted_faces))

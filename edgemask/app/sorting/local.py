@@ -3,6 +3,8 @@ them in the output folder, in this process."""
 
 from __future__ import annotations
 
+import os
+
 from edgemask.app.sinks import BaseSink, Processed
 from edgemask.app.sorting.crops import crop_rows
 from edgemask.app.sorting.manifest import SortFolder
@@ -16,10 +18,9 @@ class SortSink(BaseSink):
         self.margin = margin
 
     def write(self, item: Processed) -> None:
-        frame = item.frame
-        self.folder.record(
-            crop_rows(frame.key, frame.digest or "", frame.image, item.result.faces, self.margin)
-        )
+        frame, faces = item.frame, item.result.faces
+        source = os.path.abspath(frame.name)
+        self.folder.record(crop_rows(source, frame.key, frame.digest or "", frame.image, faces, self.margin))
 
     def close(self) -> None:
         self.folder.close()

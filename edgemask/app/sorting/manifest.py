@@ -4,8 +4,10 @@ or train on them.
 
 ``manifest.csv`` in the output folder is the record and the resume point: one row per face (source,
 the SHA-256 of its bytes, box, label, scores, crop file), or one row with an empty ``face`` for a source
-without faces. A source is identified by its content: an image is done when the manifest holds its
-digest, under its own path or another one, so
+without faces. ``source`` is the file's absolute path when it was sorted, so ``day1/x.jpg`` and
+``day2/x.jpg`` sorted in two runs stay apart (edgemask < 0.4 recorded the path inside the input).
+A source is identified by its content: an image is done when the manifest holds its digest, under its
+own path or another one, so
 
 - re-running on the same folder skips everything;
 - a new image with an old one's name (``day2/img_001.jpg`` after ``day1/img_001.jpg``) is processed,
@@ -146,7 +148,7 @@ class SortFolder:
         if not rows:
             rows.append([image.source, image.digest, "", "", "", "", "", "", "", "", ""])
         self._append(rows)
-        self.done.add(image.source, image.digest)
+        self.done.add(image.key, image.digest)
         self.crops_written += len(written)
         return written
 
