@@ -73,16 +73,17 @@ def accumulate(frames: Iterable[FrameTruth]):
 
 
 def mot_summary(acc) -> dict[str, float]:
-    """MOTA, IDF1, ID switches and persons of an accumulator."""
+    """MOTA, IDF1, ID switches, persons, and the recall of the faces reported (which bounds IDF1)."""
     import motmetrics as mm
 
     row = mm.metrics.create().compute(
-        acc, metrics=["mota", "idf1", "num_switches", "num_unique_objects"], name="run"
+        acc, metrics=["mota", "idf1", "num_switches", "num_unique_objects", "recall"], name="run"
     )
     values = {k: float(row[k].iloc[0]) for k in row.columns}
     people = values["num_unique_objects"]
     return {
         "mota": values["mota"],
+        "recall": values["recall"],
         "idf1": values["idf1"],
         "id_switches": values["num_switches"],
         "people": people,
