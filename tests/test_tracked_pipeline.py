@@ -60,5 +60,5 @@ def test_low_scores_keep_a_person_but_are_not_reported_alone():
 
 def test_tracking_lowers_the_detector_threshold_to_its_rescue_band():
     pipe, _ = tracked(walking_down(1), [0.9])
-    assert pipe.tracker.options.high_score == 0.5
+    assert pipe.tracker.options.high_score == pytest.approx(0.6)  # faces lead tracks a little above it
     assert pipe.pipeline.detector.conf_threshold == pytest.approx(0.3)

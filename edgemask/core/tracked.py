@@ -4,8 +4,9 @@
 :class:`~edgemask.core.pipeline.Pipeline`: it detects, matches the faces to tracks, classifies only the
 faces whose track needs a new look (:func:`~edgemask.core.tracking.votes.needs_look`) and fills each
 face's ``track``, ``track_label`` and ``track_score``. A face not looked at this frame keeps the label and
-score of its track's last look. The detector runs at ``low_score`` (ByteTrack): faces between it and the
-file's own threshold only keep existing tracks alive, and are reported only when they do.
+score of its track's last look. As in ByteTrack, the detector runs below the file's threshold
+(:data:`LOW_SCORE_SHARE`) and only faces a little above it (:data:`LEAD_SCORE_MARGIN`) lead the matching
+and start tracks; the fainter ones keep existing tracks alive and are reported only when they do.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ FIRST_NAME = short_name(LABELS[FIRST])
 """The reported name of the label the votes count log-odds for."""
 LOW_SCORE_SHARE = 0.6
 """The detector's threshold while tracking, as a share of the file's own: the low-score rescue band."""
+LEAD_SCORE_MARGIN = 0.1
+"""A face leads the matching and may start a track at the file's threshold plus this (ByteTrack's
+new-track offset); fainter faces only extend tracks (fewer tracks from false faces, fewer ID switches)."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,8 @@ class TrackedPipeline:
         self.pipeline = pipeline
         self.margin = pipeline.margin
         detector = pipeline.detector
-        options = replace(tracker or TrackerOptions(), high_score=detector.conf_threshold)
+        lead = min(detector.conf_threshold + LEAD_SCORE_MARGIN, 1.0)
+        options = replace(tracker or TrackerOptions(), high_score=lead)
         detector.conf_threshold = detector.conf_threshold * LOW_SCORE_SHARE
         self.tracker = Tracker(options.for_fps(fps))
         self.rule = votes or VoteRule()
