@@ -64,6 +64,10 @@ from edgemask.core.tracked import TrackedPipeline
 from edgemask.core.tracking.counting import CountLineError
 
 DEFAULT_THREADS = min(4, os.cpu_count() or 1)
+SORT_NEEDS_TRACKING = (
+    "--sort-into on a video, a stream or a camera files one crop per person and needs tracking "
+    "(drop --no-track)"
+)
 MAX_MARGIN = 1.0
 """A crop grown by more than its own size per side is mostly background: the classifier was never trained
 on such crops (at 5, every face came out "mask")."""
@@ -133,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="crop every face into DIR/with_mask/ or DIR/without_mask/ with DIR/manifest.csv; "
         "re-running skips pictures already sorted (known by their content, so new pictures with old "
-        "names are sorted too); one run per DIR at a time",
+        "names are sorted too); a video, stream or camera files one crop per person (the best view of "
+        "their track); one run per DIR at a time",
     )
     out.add_argument(
         "--quiet",
@@ -300,8 +305,8 @@ def run(
 ) -> int:
     if args.show and (problem := gui_problem()):
         raise UsageError(problem)
-    if args.sort_into is not None and args.camera is not None:
-        raise UsageError("--sort-into works on images (a folder, a glob or a file), not on a camera")
+    if args.sort_into is not None and args.camera is not None and args.track is False:
+        raise UsageError(SORT_NEEDS_TRACKING)
     for warning in costly_sizes(args):
         console.warn(warning)
     if args.serve is None:
@@ -325,9 +330,9 @@ def open_input(args: argparse.Namespace) -> Source:
         source = open_source(spec, backoff, args.stall_timeout, args.camera_size, exclude=outputs)
     except CameraError as e:
         raise UsageError(str(e)) from e
-    if args.sort_into is not None and source.kind != "images":
+    if args.sort_into is not None and source.kind != "images" and args.track is False:
         source.close()
-        raise UsageError("--sort-into works on images (a folder, a glob or a file), not on videos or streams")
+        raise UsageError(SORT_NEEDS_TRACKING)
     return source
 
 

@@ -17,6 +17,7 @@ from edgemask.app.runner import FrameLimit, ProgressSink
 from edgemask.app.sinks import JsonLinesSink, LiveSink, SaveSink, Sink, WindowSink
 from edgemask.app.sorting.local import SortSink
 from edgemask.app.sorting.manifest import SortFolder
+from edgemask.app.sorting.tracks import TrackSortSink
 from edgemask.app.sources import Source
 from edgemask.app.tracking import PeopleSink
 from edgemask.core.tracked import TrackedPipeline
@@ -60,7 +61,8 @@ def open_sinks(options: RunOptions, source: Source, margin: float, stack: ExitSt
         folder = SortFolder(options.sort_into)
         if hasattr(source, "done"):
             source.done = folder.is_done
-        add(SortSink(folder, margin))
+        tracked = options.tracking is not None and not stills
+        add(TrackSortSink(folder, margin, options.tracking) if tracked else SortSink(folder, margin))
     if options.show:
         add(WindowSink(Window(), stills))
     if options.serve is not None:

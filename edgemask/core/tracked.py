@@ -69,6 +69,8 @@ class TrackedPipeline:
         self.rule = votes or VoteRule()
         self.counter = LineCounter(count_line) if count_line else None
         self.classified = 0
+        self.ended: list[int] = []
+        """Ids of the persons whose tracks ended in the last :meth:`infer` (seen last in an earlier frame)."""
         self._ended_people: Counter[str] = Counter()
         self._looks: dict[int, Look] = {}
         self._ids: dict[int, int] = {}
@@ -90,6 +92,7 @@ class TrackedPipeline:
 
     def infer(self, image: np.ndarray) -> FrameResult:
         image = as_bgr(image)
+        self.ended = []
         if self._frame_hw is not None and image.shape[:2] != self._frame_hw:
             self.reset()
         self._frame_hw = image.shape[:2]
@@ -149,7 +152,10 @@ class TrackedPipeline:
     def _end(self, keys: np.ndarray) -> None:
         for key in keys.tolist():
             look = self._looks.pop(key, None)
-            if self._ids.pop(key, None) is not None and look is not None:
+            track = self._ids.pop(key, None)
+            if track is not None:
+                self.ended.append(track)
+            if track is not None and look is not None:
                 self._ended_people[look.track_label] += 1
         if self.counter:
             self.counter.forget(keys)
