@@ -1,16 +1,21 @@
 """What a tracked run shows: track ids on the picture, people and crossings in the live view's page and
-/metrics, and a tracked pipeline that survives dropped, repeated and resized frames."""
+/metrics, and a tracked pipeline that survives dropped, repeated and resized frames and camera resets."""
 
 from __future__ import annotations
 
+from argparse import Namespace
+
 import numpy as np
 from live_client import parse_metrics
+from runtime_fakes import FakeCapture, read_index
 from tracking_fakes import scripted_pipeline, walking_down
 
+from edgemask.app.camera import Backoff
 from edgemask.app.draw import caption
 from edgemask.app.livepage import render_metrics, render_page
 from edgemask.app.liveview import LiveView
-from edgemask.app.tracking import PeopleSink, people_figures
+from edgemask.app.sources import LiveStream
+from edgemask.app.tracking import PeopleSink, people_figures, tracked_pipeline
 from edgemask.core.pipeline import Face
 from edgemask.core.tracked import TrackedPipeline
 from edgemask.core.tracking.counting import CountLine
@@ -59,3 +64,15 @@ def test_dropped_repeated_and_resized_frames_end_tracks_cleanly():
     assert set().union(*ids[2:20]) == {1}  # the same person across the gap and the repeats
     assert set().union(*ids[22:]) == {2}  # a new track after the resize
     assert people_figures(tracking)["people"] == {"total": 2, "mask": 2, "no_mask": 0}
+
+
+def test_a_camera_that_reconnects_ends_the_tracks_before_its_first_new_frame():
+    captures = iter([FakeCapture(6, period=0.01), FakeCapture(6, start=100, period=0.01)])
+    stream = LiveStream("0", lambda: next(captures), Backoff(retries=1, delay=0.0), poll=0.05)
+    pipeline, _ = scripted_pipeline([[((40, 10, 80, 40), 0.9)]] * 12, [0.9])
+    tracking = tracked_pipeline(pipeline, stream, Namespace(track=None, count_line=None), print)
+    assert isinstance(tracking, TrackedPipeline)
+    ids = [(read_index(f.image), {face.track for face in tracking.infer(f.image).faces}) for f in stream]
+    stream.close()
+    assert [stamp for stamp, _ in ids] == [0, 1, 2, 3, 4, 5, 100, 101, 102, 103, 104, 105]
+    assert [track for _, track in ids] == [{None}] * 2 + [{1}] * 4 + [{None}] * 2 + [{2}] * 4

@@ -2,7 +2,8 @@
 and the sink that reports its people counts (summary lines, the final JSON record, the live view).
 
 Tracking is on by default for a sequence of frames and off for photos: photos are not a sequence, so
-``--track`` on a folder is a warning and each photo is judged alone. A stand-in pipeline that cannot
+``--track`` on a folder is a warning and each photo is judged alone. A camera or stream that reconnects
+ends every track (the scene may have changed while it was away). A stand-in pipeline that cannot
 detect and classify apart (tests, embedding) is used as given.
 """
 
@@ -15,7 +16,7 @@ from typing import Any, TextIO
 
 from edgemask.app.liveview import LiveView
 from edgemask.app.sinks import BaseSink, Processed
-from edgemask.app.sources import Source
+from edgemask.app.sources import LiveStream, Source
 from edgemask.core.pipeline import FramePipeline, Pipeline
 from edgemask.core.tracked import TrackedPipeline
 from edgemask.core.tracking.counting import IN, OUT, CountLine, CountLineError
@@ -66,7 +67,10 @@ def tracked_pipeline(
         raise CountLineError("--count-line needs tracking: a video, a stream or a camera, without --no-track")
     if not wanted or not isinstance(pipeline, Pipeline):
         return pipeline
-    return TrackedPipeline(pipeline, source.fps, args.count_line)
+    tracking = TrackedPipeline(pipeline, source.fps, args.count_line)
+    if isinstance(source, LiveStream):
+        source.on_reconnect = tracking.reset
+    return tracking
 
 
 def people_figures(tracking: TrackedPipeline) -> dict[str, Any]:
