@@ -162,11 +162,6 @@ def test_manifest_records_faceless_sources_and_survives_a_torn_row(tmp_path: Pat
     assert [line[0] for line in lines[1:]] == ["empty.jpg", "half.jpg", "half.jpg"]
 
 
-def test_sort_into_refuses_cameras_and_videos(tmp_path: Path, capsys) -> None:
-    assert main(["--camera", "0", "--sort-into", str(tmp_path)], make_pipeline=lambda a: FakePipeline()) == 2
-    assert "--sort-into works on images" in capsys.readouterr().err
-
-
 def sort(source: Path, out: Path, pipeline: FakePipeline | None = None) -> int:
     return main(
         ["--source", str(source), "--sort-into", str(out), "--quiet"],
@@ -229,7 +224,7 @@ LEGACY_FIELDS = ("source", "face", "x1", "y1", "x2", "y2", "label", "score", "fa
 
 def test_manifest_from_before_digests_is_read_by_path_and_upgraded(tmp_path: Path) -> None:
     """Rows of edgemask < 0.3 carry no digest: they still mark their path done (as they did), and the
-    file gets the sha256 column once, with every old row kept."""
+    file gets the sha256 and track columns once, with every old row kept."""
     write_days(tmp_path)
     out = tmp_path / "sorted"
     out.mkdir()
@@ -246,7 +241,7 @@ def test_manifest_from_before_digests_is_read_by_path_and_upgraded(tmp_path: Pat
         lines = list(csv.reader(f))
     assert lines[0] == list(FIELDS)
     assert [dict(zip(FIELDS, line, strict=True)) for line in lines[1:3]] == [
-        {**dict(zip(LEGACY_FIELDS, row, strict=True)), "sha256": ""} for row in legacy
+        {**dict.fromkeys(FIELDS, ""), **dict(zip(LEGACY_FIELDS, row, strict=True))} for row in legacy
     ]
     assert [line[0] for line in lines[3:]] == [str(tmp_path / "day2" / "img_1.png")] * 2
     assert lines[3][1] == file_digest(tmp_path / "day2" / "img_1.png")
@@ -287,3 +282,15 @@ def test_an_output_folder_that_cannot_be_written_is_one_line(tmp_path: Path, cap
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"edgemask-run: error: {out / MANIFEST}: cannot read or update it")
     assert (out / MANIFEST).read_bytes() == b"source,crop\n\xff\xfe broken\n"
+
+
+def test_manifest_from_before_track_columns_gets_them_empty(tmp_path: Path) -> None:
+    old_fields = FIELDS[: FIELDS.index("track")]
+    old_row = ["/in/a.png", "d1", "0", "1", "2", "30", "40", "mask", "0.90", "0.80", "with_mask/a_face0.jpg"]
+    with open(tmp_path / MANIFEST, "w", newline="") as f:
+        csv.writer(f).writerows([old_fields, old_row])
+    folder = SortFolder(tmp_path)
+    assert folder.is_done("d1")
+    folder.close()
+    with open(tmp_path / MANIFEST, newline="") as f:
+        assert list(csv.reader(f)) == [list(FIELDS), [*old_row, "", "", "", ""]]

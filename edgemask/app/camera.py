@@ -186,6 +186,8 @@ class LatestFrameReader:
         self._done = False
         self.frames_read = 0
         self.reconnects = 0
+        self.session_start = 0
+        """Index of the first frame read since the capture was last reopened (0: never reopened)."""
         self.end_reason: str | None = None
         self.last_error: str | None = None
         self._thread = threading.Thread(target=self._run, name="edgemask-frame-reader", daemon=True)
@@ -214,6 +216,7 @@ class LatestFrameReader:
         self.reconnects += 1
         try:
             self._capture = self._reopen()
+            self.session_start = self.frames_read
         except Exception as e:  # cv2 and Picamera2 raise assorted errors; each is one failed attempt
             self._capture = None
             self.last_error = str(e)

@@ -38,6 +38,7 @@ from edgemask.app.serve import LiveServer, ServeError, add_serve_options, serve_
 from edgemask.app.sinks import Sink
 from edgemask.app.sorting.manifest import SortError
 from edgemask.app.sources import Source, SourceError, is_live, open_source
+from edgemask.app.tracking import add_tracking_options, tracked_pipeline
 from edgemask.argtypes import (
     COSTLY_NETWORK_SIDE,
     at_least,
@@ -57,8 +58,14 @@ from edgemask.core.formats import (
     PRECISIONS,
 )
 from edgemask.core.pipeline import DEFAULT_MARGIN, DEFAULT_MIN_FACE, FramePipeline, PipelineOptions
+from edgemask.core.tracked import TrackedPipeline
+from edgemask.core.tracking.counting import CountLineError
 
 DEFAULT_THREADS = min(4, os.cpu_count() or 1)
+SORT_NEEDS_TRACKING = (
+    "--sort-into on a video, a stream or a camera files one crop per person and needs tracking "
+    "(drop --no-track)"
+)
 MAX_MARGIN = 1.0
 """A crop grown by more than its own size per side is mostly background: the classifier was never trained
 on such crops (at 5, every face came out "mask")."""
@@ -128,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="crop every face into DIR/with_mask/ or DIR/without_mask/ with DIR/manifest.csv; "
         "re-running skips pictures already sorted (known by their content, so new pictures with old "
-        "names are sorted too); one run per DIR at a time",
+        "names are sorted too); a video, stream or camera files one crop per person (the best view of "
+        "their track); one run per DIR at a time",
     )
     out.add_argument(
         "--verbose",
@@ -244,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     live.add_argument("--max-frames", type=at_least(1), metavar="N", help="stop after N processed frames")
 
+    add_tracking_options(parser)
     add_serve_options(parser)
     return parser
 
@@ -253,7 +262,9 @@ def pipeline_options(args: argparse.Namespace) -> PipelineOptions:
     return PipelineOptions(detector, args.margin, args.min_face, args.threads)
 
 
-def run_options(args: argparse.Namespace, server: LiveServer | None = None) -> RunOptions:
+def run_options(
+    args: argparse.Namespace, server: LiveServer | None = None, pipeline: FramePipeline | None = None
+) -> RunOptions:
     return RunOptions(
         args.json,
         args.save,
@@ -263,6 +274,7 @@ def run_options(args: argparse.Namespace, server: LiveServer | None = None) -> R
         args.quiet,
         args.max_frames,
         server.view if server is not None else None,
+        pipeline if isinstance(pipeline, TrackedPipeline) else None,
     )
 
 
@@ -312,8 +324,8 @@ def run(
 ) -> int:
     if args.show and (problem := gui_problem()):
         raise UsageError(problem)
-    if args.sort_into is not None and args.camera is not None:
-        raise UsageError("--sort-into works on images (a folder, a glob or a file), not on a camera")
+    if args.sort_into is not None and args.camera is not None and args.track is False:
+        raise UsageError(SORT_NEEDS_TRACKING)
     for warning in costly_sizes(args):
         console.warn(warning)
     if args.serve is None:
@@ -337,9 +349,9 @@ def open_input(args: argparse.Namespace) -> Source:
         source = open_source(spec, backoff, args.stall_timeout, args.camera_size, exclude=outputs)
     except CameraError as e:
         raise UsageError(str(e)) from e
-    if args.sort_into is not None and source.kind != "images":
+    if args.sort_into is not None and source.kind != "images" and args.track is False:
         source.close()
-        raise UsageError("--sort-into works on images (a folder, a glob or a file), not on videos or streams")
+        raise UsageError(SORT_NEEDS_TRACKING)
     return source
 
 
@@ -353,6 +365,11 @@ def run_source(
     finite source until the user stops."""
     pipeline = make_pipeline(args)
     source = open_input(args)
+    try:
+        pipeline = tracked_pipeline(pipeline, source, args, console.warn)
+    except CountLineError:
+        source.close()
+        raise
     if source.kind == "images" and source.total == 0:
         source.close()
         console.say(f"no files in {source.name}")
@@ -363,7 +380,9 @@ def run_source(
         server.view.describe({**model_info(pipeline), "choices": choices}, source_info(source), stats.tally)
     with StopRequest().installed() as stop:
         source.should_stop = stop
-        sinks, finished = process_source(source, pipeline, run_options(args, server), console, stats)
+        sinks, finished = process_source(
+            source, pipeline, run_options(args, server, pipeline), console, stats
+        )
         stats.stopped_by_user = stats.stopped_by_user or stop.requested
         code = exit_code(stats, source)
         summary = summarize(stats, source, pipeline, sinks)
@@ -406,7 +425,7 @@ def main(
     console = Console(args.quiet)
     try:
         return run(args, make_pipeline or load_pipeline, console)
-    except (UsageError, SourceError, SaveError, SortError, ServeError) as e:
+    except (UsageError, SourceError, SaveError, SortError, ServeError, CountLineError) as e:
         console.say(f"error: {e}")
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -1,6 +1,7 @@
-"""Annotating a frame for people: a box per face coloured by label, the label and its score, the five
-landmarks where the detector gives them, and the processing rate. Sizes scale with the image so labels
-stay legible on 320 px and 4K frames alike; where they go is :mod:`edgemask.app.labels_layout`."""
+"""Annotating a frame for people: a box per face coloured by label, the label and its score (a tracked
+face: its person's id and the label its track votes for), the five landmarks where the detector gives
+them, and the processing rate. Sizes scale with the image so labels stay legible on 320 px and 4K frames
+alike; where they go is :mod:`edgemask.app.labels_layout`."""
 
 from __future__ import annotations
 
@@ -52,16 +53,28 @@ def annotate(image: np.ndarray, faces: Sequence[Face], fps: float | None = None)
     picture = (out.shape[1], out.shape[0])
     for face in faces:
         x1, y1, x2, y2 = face.box
-        cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), COLORS.get(face.label, OTHER_COLOR), width)
+        cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), colour_of(face), width)
         for x, y in face.landmarks or ():
             radius = max(1, min(width, (x2 - x1) // 20))
             cv2.circle(out, (round(x), round(y)), radius, LANDMARK_COLOR, cv2.FILLED)
-    texts = [f"{face.label} {face.score:.2f}" for face in faces]
+    texts = [caption(face) for face in faces]
     boxes = [face.box for face in faces]
     spots = place_labels(boxes, [label_size(out, t) for t in texts], picture)
     for face, text, spot in zip(faces, texts, spots, strict=True):
-        put_label(out, text, spot, COLORS.get(face.label, OTHER_COLOR))
+        put_label(out, text, spot, colour_of(face))
     if fps is not None:
         text = f"{fps:.1f} FPS"
         put_label(out, text, counter_corner(label_size(out, text), boxes, picture), (0, 0, 0))
     return out
+
+
+def colour_of(face: Face) -> tuple[int, int, int]:
+    """A tracked face is coloured by its person's label, a lone one by its own."""
+    return COLORS.get(face.track_label or face.label, OTHER_COLOR)
+
+
+def caption(face: Face) -> str:
+    """``mask 0.93``, or for a tracked face ``#7 mask 0.99`` (its track's vote)."""
+    if face.track is None:
+        return f"{face.label} {face.score:.2f}"
+    return f"#{face.track} {face.track_label} {face.track_score or 0.0:.2f}"

@@ -100,7 +100,7 @@ def render_page(figures: dict[str, Any], token: str | None = None) -> str:
 <p><b data-stat="status">{e(figures["status"])}</b> · source {source_text}</p>
 <table>
 <tr><th>faces</th><th>all</th><th>masked</th><th>unmasked</th></tr>
-{"".join(face_rows)}
+{"".join(face_rows + people_rows(figures))}
 </table>
 <table>
 <tr><th>frames processed</th>{cell(figures, "frames")}</tr>
@@ -117,6 +117,38 @@ def render_page(figures: dict[str, Any], token: str | None = None) -> str:
 <script>{PAGE_SCRIPT.replace("REFRESH_MS", str(PAGE_REFRESH_MS))}</script>
 </body></html>
 """
+
+
+def people_rows(figures: dict[str, Any]) -> list[str]:
+    """People counted by a tracked run, and count-line crossings (none without tracking)."""
+    bases = [("people", "people")] if "people" in figures else []
+    bases += [(f"crossed {d}", f"crossings.{d}") for d in figures.get("crossings", {})]
+    return [row(title, [cell(figures, f"{base}.{k}") for k in ("total", *LABELS)]) for title, base in bases]
+
+
+def tracking_metrics(figures: dict[str, Any]) -> list[str]:
+    """``edgemask_people_total`` and ``edgemask_line_crossings_total`` of a tracked run."""
+    if "people" not in figures:
+        return []
+    lines = family(
+        "edgemask_people_total",
+        "counter",
+        "People seen since start (confirmed face tracks), by the label their track votes for.",
+        [("edgemask_people_total", {"label": k}, figures["people"][k]) for k in LABELS],
+    )
+    crossings = figures.get("crossings", {})
+    if crossings:
+        lines += family(
+            "edgemask_line_crossings_total",
+            "counter",
+            "People who crossed the count line since start, by direction and label.",
+            [
+                ("edgemask_line_crossings_total", {"direction": d, "label": k}, counts[k])
+                for d, counts in crossings.items()
+                for k in LABELS
+            ],
+        )
+    return lines
 
 
 def render_json(figures: dict[str, Any]) -> str:
@@ -181,6 +213,7 @@ def render_metrics(figures: dict[str, Any]) -> str:
             "Faces found since start, by label.",
             [("edgemask_faces_total", {"label": k}, figures["faces"][k]) for k in LABELS],
         ),
+        *tracking_metrics(figures),
         *family(
             "edgemask_skipped_total",
             "counter",

@@ -114,6 +114,7 @@ class LiveView:
         self._recent = {stage: deque(maxlen=window) for stage in STAGES}
         self._models: dict[str, Any] = {}
         self._source: dict[str, Any] = {}
+        self._people: dict[str, Any] = {}
 
     def describe(self, models: dict[str, Any], source: dict[str, Any], tally: Tally | None = None) -> None:
         """What runs on what, and the run's counts; called when processing starts, so ``elapsed_s``
@@ -137,6 +138,11 @@ class LiveView:
             for stage in STAGES:
                 self._recent[stage].append(getattr(result.timings, stage))
         self.frames.put(frame.image, result.faces, shown_fps)
+
+    def count_people(self, figures: dict[str, Any]) -> None:
+        """A tracked run's people (and count-line crossings) so far, as plain values."""
+        with self._lock:
+            self._people = figures
 
     def finish(self, reason: str) -> None:
         """The source has ended (``reason`` says how): figures freeze, streams end after the last frame."""
@@ -164,6 +170,7 @@ class LiveView:
                 "end_reason": self._end_reason,
                 "status": f"ended: {self._end_reason}" if ended else "running",
                 "elapsed_s": round(elapsed, 3),
+                **self._people,
             }
         count = counts.frames
         figures["ms"] = {

@@ -17,7 +17,10 @@ from edgemask.app.runner import FrameLimit, ProgressSink
 from edgemask.app.sinks import JsonLinesSink, LiveSink, SaveSink, Sink, WindowSink
 from edgemask.app.sorting.local import SortSink
 from edgemask.app.sorting.manifest import SortFolder
+from edgemask.app.sorting.tracks import TrackSortSink
 from edgemask.app.sources import Source
+from edgemask.app.tracking import PeopleSink
+from edgemask.core.tracked import TrackedPipeline
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,8 @@ class RunOptions:
     max_frames: int | None = None
     serve: LiveView | None = None
     """Where the live view (``--serve``) picks up each processed frame."""
+    tracking: TrackedPipeline | None = None
+    """The tracked pipeline whose people counts a run reports (``--track``)."""
 
 
 def open_sinks(options: RunOptions, source: Source, margin: float, stack: ExitStack) -> list[Sink]:
@@ -45,6 +50,8 @@ def open_sinks(options: RunOptions, source: Source, margin: float, stack: ExitSt
         sinks.append(sink)
 
     stills = source.kind == "images"
+    if options.tracking is not None:
+        add(PeopleSink(options.tracking, sys.stdout if options.json else None, options.serve))
     if options.json:
         add(JsonLinesSink(sys.stdout))
     if options.save is not None:
@@ -54,7 +61,8 @@ def open_sinks(options: RunOptions, source: Source, margin: float, stack: ExitSt
         folder = SortFolder(options.sort_into)
         if hasattr(source, "done"):
             source.done = folder.is_done
-        add(SortSink(folder, margin))
+        tracked = options.tracking is not None and not stills
+        add(TrackSortSink(folder, margin, options.tracking) if tracked else SortSink(folder, margin))
     if options.show:
         add(WindowSink(Window(), stills))
     if options.serve is not None:

@@ -189,6 +189,8 @@ class LiveStream(Source):
 
     live = True
     kind = "live"
+    on_reconnect: Callable[[], None] | None = None
+    """Called before the first frame of a reopened capture (a camera reset: a tracker ends its tracks)."""
 
     def __init__(
         self,
@@ -215,10 +217,14 @@ class LiveStream(Source):
 
     def __iter__(self) -> Iterator[Frame | Skipped]:
         self.reader.start()
+        last = 0
         while True:
             item = self.reader.get(timeout=self.poll)
             if item is not None:
                 self.delivered += 1
+                if self.on_reconnect is not None and last < self.reader.session_start <= item[0]:
+                    self.on_reconnect()
+                last = item[0]
                 yield Frame(item[1], item[0], self.name, self.name)
             elif self.should_stop():
                 return

@@ -16,9 +16,21 @@ from edgemask.core.pipeline import Box, Face
 
 
 @dataclass(frozen=True)
+class TrackSpan:
+    """Where a person of a video was seen: their track id, the frame their crop comes from, and the first
+    and last frames their track was reported in."""
+
+    track: int
+    frame: int
+    first: int
+    last: int
+
+
+@dataclass(frozen=True)
 class SortedFace:
     """One face of a sorted image: ``pixels`` is exactly what the classifier saw, ``name`` the crop file's
-    name before any numbering (derived from the source and the face's index)."""
+    name before any numbering (derived from the source and the face's index, or the person's track);
+    ``span`` only for a person of a video."""
 
     index: int
     label: str
@@ -27,6 +39,7 @@ class SortedFace:
     face_score: float
     pixels: np.ndarray
     name: str
+    span: TrackSpan | None = None
 
 
 @dataclass(frozen=True)
@@ -44,6 +57,11 @@ def crop_name(key: str, index: int) -> str:
     """``day1/img_001.jpg``, face 2 → ``day1__img_001_face2.jpg``: one safe path component per image's
     path inside the input and face."""
     return f"{safe_name(os.path.splitext(key)[0])}_face{index}.jpg"
+
+
+def track_crop_name(key: str, track: int) -> str:
+    """``clip.mp4``, person 7 → ``clip_track7.jpg``."""
+    return f"{safe_name(os.path.splitext(key)[0])}_track{track}.jpg"
 
 
 def crop_rows(

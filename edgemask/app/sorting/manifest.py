@@ -4,8 +4,10 @@ or train on them.
 
 ``manifest.csv`` in the output folder is the record and the resume point: one row per face (source,
 the SHA-256 of its bytes, box, label, scores, crop file), or one row with an empty ``face`` for a source
-without faces. ``source`` is the file's absolute path when it was sorted, so ``day1/x.jpg`` and
-``day2/x.jpg`` sorted in two runs stay apart (edgemask < 0.4 recorded the path inside the input).
+without faces. A video, stream or camera (tracked) gets one row per person instead: their best view, with
+the track id, the frame of the crop and the first and last frames of the track (empty for photos).
+``source`` is the file's absolute path when it was sorted, so ``day1/x.jpg`` and ``day2/x.jpg`` sorted
+in two runs stay apart (edgemask < 0.4 recorded the path inside the input).
 A source is identified by its content: an image is done when the manifest holds its digest, under its
 own path or another one, so
 
@@ -14,7 +16,8 @@ own path or another one, so
   its crops numbered beside the old ones (``img_001_face0-1.jpg``);
 - a renamed or copied image already sorted is skipped as done (its faces are in the manifest once);
 - rows of manifests written before digests were recorded (edgemask < 0.3) match by path alone, as they
-  did then: such a manifest is rewritten once with an empty ``sha256`` column for its old rows.
+  did then: such a manifest is rewritten once with an empty ``sha256`` column for its old rows (as is one
+  from before the track columns, with those empty).
 
 The crops of a source are written first and its rows appended (and flushed to disk) after, so an
 interrupted run repeats at most the source it was on, and then
@@ -33,7 +36,7 @@ import os
 from pathlib import Path
 
 from edgemask.app.outfiles import inside, write_image_new
-from edgemask.app.sorting.crops import SortedImage
+from edgemask.app.sorting.crops import SortedImage, TrackSpan
 from edgemask.labels import full_name
 
 try:
@@ -43,7 +46,10 @@ except ImportError:  # Windows: no flock; runs into one folder are then not kept
 
 MANIFEST = "manifest.csv"
 LOCK_FILE = ".edgemask-sort.lock"
-FIELDS = ("source", "sha256", "face", "x1", "y1", "x2", "y2", "label", "score", "face_score", "crop")
+FIELDS = (
+    "source", "sha256", "face", "x1", "y1", "x2", "y2", "label", "score", "face_score", "crop",
+    "track", "frame", "first_frame", "last_frame",
+)  # fmt: skip
 
 
 class SortError(RuntimeError):
@@ -143,10 +149,11 @@ class SortFolder:
                     f"{face.score:.4f}",
                     f"{face.face_score:.4f}",
                     rel,
+                    *span_columns(face.span),
                 ]
             )
         if not rows:
-            rows.append([image.source, image.digest, "", "", "", "", "", "", "", "", ""])
+            rows.append([image.source, image.digest, *[""] * (len(FIELDS) - 2)])
         self._append(rows)
         self.done.add(image.key, image.digest)
         self.crops_written += len(written)
@@ -167,6 +174,11 @@ class SortFolder:
             writer.writerows(rows)
             f.flush()
             os.fsync(f.fileno())
+
+
+def span_columns(span: TrackSpan | None) -> list:
+    """``track``, ``frame``, ``first_frame``, ``last_frame``: empty for a photo's face."""
+    return ["", "", "", ""] if span is None else [span.track, span.frame, span.first, span.last]
 
 
 def ends_with_newline(path: Path) -> bool:
@@ -195,12 +207,12 @@ def read_manifest(manifest: Path) -> Manifest:
 
 
 def upgrade_manifest(manifest: Path) -> None:
-    """Rewrite a manifest from before digests with the ``sha256`` column (empty for its rows), atomically
-    (a crash leaves the old file or the new one, never half of one)."""
+    """Rewrite a manifest that lacks some of today's columns (``sha256``, the track columns) with them,
+    empty for its rows, atomically (a crash leaves the old file or the new one, never half of one)."""
     if not manifest.exists() or manifest.stat().st_size == 0:
         return
     fields, rows = complete_rows(manifest)
-    if "sha256" in fields:
+    if set(FIELDS) <= set(fields):
         return
     partial = manifest.with_name(manifest.name + ".partial")
     with open(partial, "w", newline="", encoding="utf-8") as f:

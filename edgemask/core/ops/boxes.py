@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def expand_box(box: np.ndarray, margin: float) -> np.ndarray:
+def expand_box(box: np.ndarray, margin: float | np.ndarray) -> np.ndarray:
     """Grow ``[x1, y1, x2, y2]`` boxes by ``margin`` of their width/height on every side."""
     box = np.asarray(box, dtype=np.float32)
     w = box[..., 2] - box[..., 0]
@@ -57,13 +57,19 @@ def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return np.divide(inter, union, out=np.zeros_like(inter, dtype=np.float64), where=union > 0)
 
 
+def pairwise_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoUs of two broadcastable ``[..., 4]`` box arrays, element by element."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    size = np.maximum(np.minimum(a[..., 2:], b[..., 2:]) - np.maximum(a[..., :2], b[..., :2]), 0)
+    inter = size[..., 0] * size[..., 1]
+    union = box_area(a) + box_area(b) - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``(len(a), len(b))`` IoUs."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    if len(b) == 0:
-        return np.zeros((len(a), 0))
-    return np.stack([iou(box, b) for box in a]) if len(a) else np.zeros((0, len(b)))
+    """``(len(a), len(b))`` IoUs, broadcast in one step (the tracker calls it every frame)."""
+    return pairwise_iou(np.reshape(a, (-1, 1, 4)), np.reshape(b, (1, -1, 4)))
 
 
 def nms(

@@ -1,0 +1,1 @@
+"""Face tracks in video, numpy only: motion, association, the tracker, label votes and line counting."""
