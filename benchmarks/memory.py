@@ -176,8 +176,7 @@ def interleaved_ms(args: argparse.Namespace) -> dict[int, float]:
         if not isinstance(item, Frame):
             continue
         for n in order:
-            pipelines[n].infer(item.image)
-            totals[n] += pipelines[n].timings.total
+            totals[n] += pipelines[n].infer(item.image).timings.total
         order = order[1:] + order[:1]
         images += 1
         if args.max_frames and images >= args.max_frames:

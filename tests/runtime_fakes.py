@@ -11,44 +11,53 @@ from typing import ClassVar
 import cv2
 import numpy as np
 
-from edgemask.core.pipeline import Face, Timings
+from edgemask.core.ops.boxes import face_crop_boxes
+from edgemask.core.pipeline import Face, FrameResult, Timings
 
 CODE_BITS = 8
 CODE_CELL = 16
 
 
 class FakePipeline:
-    """Two faces per image: the centre half, labelled by brightness, and an 8 px one at the top-left
-    border (none with ``faceless``). Records every image it saw."""
+    """A :class:`~edgemask.core.pipeline.FramePipeline` whose answers follow from the pixels: two faces
+    per image, the centre half labelled by brightness and an 8 px one at the top-left border (none with
+    ``faceless``), each with its crop box cut by the runtime's own rule. Records every image it saw."""
 
     margin = 0.1
 
     def __init__(
         self, fail_on: int | None = None, interrupt_on: int | None = None, faceless: bool = False
     ) -> None:
-        self.timings = Timings()
         self.skipped_small = 0
         self.faceless = faceless
         self.seen: list[np.ndarray] = []
         self.fail_on = fail_on
         self.interrupt_on = interrupt_on
 
-    def infer(self, image: np.ndarray) -> list[Face]:
+    def infer(self, image: np.ndarray) -> FrameResult:
         n = len(self.seen)
         self.seen.append(image)
         if n == self.interrupt_on:
             raise KeyboardInterrupt
         if n == self.fail_on:
             raise RuntimeError("model exploded")
-        h, w = image.shape[:2]
-        self.timings = Timings(detect=2.0, classify=1.0, total=3.0)
+        timings = Timings(detect=2.0, classify=1.0, total=3.0)
         if self.faceless:
             self.skipped_small += 1  # as if the detector found only a face too small to classify
-            return []
+            return FrameResult([], timings)
+        return FrameResult(self.faces(image), timings)
+
+    def faces(self, image: np.ndarray) -> list[Face]:
+        h, w = image.shape[:2]
         label = "mask" if image.mean() > 100 else "no_mask"
+        found = [
+            ((w // 4, h // 4, 3 * w // 4, 3 * h // 4), label, 0.9, 0.8),
+            ((0, 0, min(w, 8), min(h, 8)), "no_mask", 0.6, 0.5),
+        ]
+        crops = face_crop_boxes(np.array([f[0] for f in found]), self.margin, w, h)
         return [
-            Face((w // 4, h // 4, 3 * w // 4, 3 * h // 4), label, 0.9, 0.8),
-            Face((0, 0, min(w, 8), min(h, 8)), "no_mask", 0.6, 0.5),
+            Face(box, label, score, face_score, crop=tuple(int(v) for v in c))
+            for (box, label, score, face_score), c in zip(found, crops, strict=True)
         ]
 
 

@@ -19,7 +19,7 @@ from edgemask.app import cli
 from edgemask.app.camera import CameraError
 from edgemask.app.cli import main
 from edgemask.app.models import MODELS_ENV, model_dirs, resolve_model
-from edgemask.app.sorting import LOCK_FILE
+from edgemask.app.sorting.manifest import LOCK_FILE
 from edgemask.core.formats import MODELS, default_precision
 
 JSON_KEYS = {"source", "frame", "width", "height", "faces", "ms"}

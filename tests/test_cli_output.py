@@ -129,17 +129,14 @@ class RecordingBar:
     write = staticmethod(tqdm.write)
 
     def __init__(self, total=None, **kwargs) -> None:
-        self.total, self.n = total, 0
+        self.total, self.n, self.closed = total, 0, False
         RecordingBar.made.append(self)
 
     def update(self, n: int = 1) -> None:
         self.n += n
 
-    def __enter__(self) -> RecordingBar:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        pass
+    def close(self) -> None:
+        self.closed = True
 
 
 def five_images(folder: Path) -> Path:
@@ -156,16 +153,16 @@ def test_progress_bar_total_is_what_will_be_processed(
 ) -> None:
     """Without --max-frames the bar counts every input (skipped ones too); with it, processed frames
     towards the cap (at most the inputs there are)."""
-    from edgemask.app import runner
+    from edgemask.app import outputs
 
-    monkeypatch.setattr(runner, "tqdm", RecordingBar)
+    monkeypatch.setattr(outputs, "tqdm", RecordingBar)
     RecordingBar.made.clear()
     argv = ["--source", str(five_images(tmp_path / "in"))] + (
         ["--max-frames", str(max_frames)] if max_frames else []
     )
     assert main(argv, make_pipeline=lambda a: FakePipeline()) == 0
     (bar,) = RecordingBar.made
-    assert (bar.total, bar.n) == (total, count)
+    assert (bar.total, bar.n, bar.closed) == (total, count, True)
 
 
 def test_quiet_prints_nothing_on_success_and_the_summary_on_failure(tmp_path: Path, capsys) -> None:
@@ -199,3 +196,13 @@ def test_native_info_lines_are_kept_when_asked(capfd, monkeypatch) -> None:
     with native_info_dropped():
         os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
     assert capfd.readouterr().err == "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
+
+
+def test_counts_in_the_summary_agree_in_number(tmp_path: Path, capsys) -> None:
+    folder = five_images(tmp_path / "in")
+    assert main(["--source", str(folder / "0.png")], make_pipeline=lambda a: FakePipeline()) == 0
+    assert "edgemask-run: 1 image processed, 2 faces (" in capsys.readouterr().err
+    assert main(["--source", str(folder / "0.png")], make_pipeline=lambda a: FakePipeline(faceless=True)) == 0
+    err = capsys.readouterr().err
+    assert "1 image processed, 0 faces (none)" in err
+    assert "1 detection smaller than the minimum face size ignored" in err

@@ -27,6 +27,7 @@ from edgemask.app import cli
 from edgemask.app.cli import main
 from edgemask.app.draw import COLORS, annotate
 from edgemask.app.liveview import JPEG_QUALITY
+from edgemask.core.pipeline import FrameResult
 
 TESTS = Path(__file__).resolve().parent
 SERVE_RUN = """
@@ -68,7 +69,7 @@ def read_video(path: Path) -> list[np.ndarray]:
 
 def annotated_jpeg(image: np.ndarray) -> np.ndarray:
     """What the live view sends for ``image``: the stand-in's faces drawn on it, through JPEG."""
-    shown = annotate(image, FakePipeline().infer(image))
+    shown = annotate(image, FakePipeline().infer(image).faces)
     return decode(cv2.imencode(".jpg", shown, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])[1].tobytes())
 
 
@@ -254,7 +255,7 @@ class Probe(FakePipeline):
         self.figures: dict = {}
         self.picture: np.ndarray | None = None
 
-    def infer(self, image: np.ndarray) -> list:
+    def infer(self, image: np.ndarray) -> FrameResult:
         if len(self.seen) == self.at:
             url = self.servers[-1].url
             self.figures = stats(url)

@@ -68,9 +68,9 @@ def test_a_file_of_another_family_is_refused_with_its_name() -> None:
 
 def test_pipeline_reports_yunet_landmarks_in_json(scene) -> None:
     image, _ = scene
-    faces = Pipeline.from_paths(shipped("yunet"), shipped("classifier")).infer(image)
+    faces = Pipeline.from_paths(shipped("yunet"), shipped("classifier")).infer(image).faces
     assert faces and all(f.landmarks is not None and len(f.landmarks) == 5 for f in faces)
     record = faces[0].to_dict()
     assert len(record["landmarks"]) == 5 and all(len(p) == 2 for p in record["landmarks"])
-    res10_faces = Pipeline.from_paths(shipped("res10"), shipped("classifier")).infer(image)
+    res10_faces = Pipeline.from_paths(shipped("res10"), shipped("classifier")).infer(image).faces
     assert all("landmarks" not in f.to_dict() for f in res10_faces)

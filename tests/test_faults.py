@@ -26,7 +26,7 @@ from test_sources import write_bad_and_odd_images
 
 from edgemask import __version__
 from edgemask.app import cli
-from edgemask.app.sorting import LOCK_FILE, MANIFEST
+from edgemask.app.sorting.manifest import LOCK_FILE, MANIFEST
 from edgemask.app.sources import ZERO_BYTE
 from edgemask.core.metadata import ZIP_MEMBER_HEADER, read_metadata
 from edgemask.export import cli as export_cli
@@ -228,7 +228,9 @@ def test_two_runs_into_one_folder_at_once_duplicate_nothing(tmp_path: Path) -> N
             )
             assert len(err.strip().splitlines()) == 1
     rows = sort_rows(out)
-    assert sorted(r["source"] for r in rows) == sorted(f"{k}.png" for k in range(6) for _ in range(2))
+    assert sorted(r["source"] for r in rows) == sorted(
+        str(source / f"{k}.png") for k in range(6) for _ in range(2)
+    )
     crops = sorted(p.name for p in out.rglob("*.jpg"))
     assert len(crops) == 12 and not any("-1" in name for name in crops)
     assert {p.name for p in out.iterdir()} == {LOCK_FILE, MANIFEST, "without_mask"}  # all dark: no masks

@@ -10,7 +10,8 @@ import pytest
 
 from edgemask import assets
 from edgemask.core.ops.boxes import iou_matrix
-from edgemask.core.pipeline import Face
+from edgemask.core.pipeline import Face, Timings
+from edgemask.core.pipeline import FrameResult as PipelineResult
 from edgemask.evaluation import frame_result, peers, systems
 from edgemask.evaluation.voc import load_scenes
 
@@ -62,7 +63,7 @@ def test_aizoo_decoding_and_nms_by_hand():
 
 def test_pipeline_faces_convert_with_face_times_class_score():
     faces = [Face((1, 2, 11, 12), "mask", 0.8, 0.9), Face((20, 20, 30, 30), "no_mask", 0.6, 0.5)]
-    r = frame_result.FrameResult.of(faces)
+    r = frame_result.FrameResult.of(PipelineResult(faces, Timings()))
     np.testing.assert_array_equal(r.boxes, [[1, 2, 11, 12], [20, 20, 30, 30]])
     assert r.labels.tolist() == [0, 1]
     np.testing.assert_allclose(r.scores, [0.72, 0.3])

@@ -27,7 +27,7 @@ from edgemask.app.liveview import JPEG_QUALITY, LatestFrame, LiveView, quantile
 from edgemask.app.serve import LiveServer
 from edgemask.app.sources import Frame
 from edgemask.argtypes import host_port
-from edgemask.core.pipeline import Face, Timings
+from edgemask.core.pipeline import Face, FrameResult, Timings
 
 
 @pytest.mark.parametrize(
@@ -108,6 +108,12 @@ def test_end_wakes_waiting_clients_after_the_last_frame() -> None:
     assert seq == 1 and read_index(decode(jpeg)) == 0
 
 
+def feed(view: LiveView, item: Frame, faces: list, timings: Timings, fps, shown_fps) -> None:
+    """What the loop does with a processed frame: count it in the run's tally, hand it to the view."""
+    view.tally.frame(faces, timings)
+    view.publish(item, FrameResult(faces, timings), fps, shown_fps)
+
+
 def fed_view(frames: int = 4) -> LiveView:
     """A view fed ``frames`` frames: the even ones with a masked face and a bare one, the odd ones empty;
     frame k took k+1 ms to detect, 1 ms to classify."""
@@ -119,8 +125,8 @@ def fed_view(frames: int = 4) -> LiveView:
     for k in range(frames):
         faces = [CENTRE_MASK, CORNER_BARE] if k % 2 == 0 else []
         timings = Timings(detect=k + 1.0, classify=1.0, total=k + 2.0)
-        view.publish(frame(k), faces, timings, fps=10.0 + k, shown_fps=10.0 + k)
-    view.count_skip()
+        feed(view, frame(k), faces, timings, fps=10.0 + k, shown_fps=10.0 + k)
+    view.tally.skip("broken.jpg", "unreadable file")
     return view
 
 
@@ -207,7 +213,7 @@ def publish_until(view: LiveView, done: threading.Event, period: float = 0.005) 
     def loop() -> None:
         k = 0
         while not done.is_set():
-            view.publish(frame(k, 200), [CENTRE_MASK], Timings(1.0, 1.0, 2.0), 30.0, 30.0)
+            feed(view, frame(k, 200), [CENTRE_MASK], Timings(1.0, 1.0, 2.0), 30.0, 30.0)
             k += 1
             time.sleep(period)
 
@@ -238,7 +244,7 @@ def test_stream_parts_are_the_annotated_newest_frames(server: LiveServer) -> Non
 
 
 def test_the_stream_ends_after_the_last_frame_of_an_ended_source(server: LiveServer) -> None:
-    server.view.publish(frame(7), [], Timings(), None, None)
+    feed(server.view, frame(7), [], Timings(), None, None)
     server.view.finish("done")
     response = connect(server.url, "/stream.mjpg")
     assert read_index(decode(read_part(response))) == 7
@@ -316,7 +322,7 @@ def test_a_stalled_viewer_never_holds_up_publishing_and_is_dropped(monkeypatch, 
     published = 0
     while stats(server.url)["stream_clients"] and time.monotonic() < deadline + 20:
         image = noise[published % 4]
-        server.view.publish(Frame(image, published, "n", "n"), [], Timings(), None, None)
+        feed(server.view, Frame(image, published, "n", "n"), [], Timings(), None, None)
         published += 1
         time.sleep(0.005)
     assert stats(server.url)["stream_clients"] == 0  # dropped by its write timeout
@@ -327,13 +333,13 @@ def test_a_stalled_viewer_never_holds_up_publishing_and_is_dropped(monkeypatch, 
 def test_the_page_script_refreshes_the_figures(monkeypatch, server: LiveServer, tmp_path) -> None:
     """The figures change right after the page is rendered; the browser's DOM must show the new ones."""
     view = server.view
-    view.publish(frame(0), [CENTRE_MASK], Timings(1.0, 1.0, 2.0), 10.0, 10.0)
+    feed(view, frame(0), [CENTRE_MASK], Timings(1.0, 1.0, 2.0), 10.0, 10.0)
     real_render = livepage.render_page
 
     def render_then_change(figures, token=None):
         page = real_render(figures, token)
         for k in range(1, 6):
-            view.publish(frame(k), [CENTRE_MASK, CORNER_BARE], Timings(1.0, 1.0, 2.0), 12.345, 12.3)
+            feed(view, frame(k), [CENTRE_MASK, CORNER_BARE], Timings(1.0, 1.0, 2.0), 12.345, 12.3)
         view.finish("all frames processed")
         return page
 
@@ -347,7 +353,7 @@ def test_the_page_script_refreshes_the_figures(monkeypatch, server: LiveServer, 
 
 def test_closing_the_server_ends_every_stream_cleanly() -> None:
     live = LiveServer(("127.0.0.1", 0), LiveView()).start()
-    live.view.publish(frame(3), [], Timings(), None, None)
+    feed(live.view, frame(3), [], Timings(), None, None)
     viewers = [connect(live.url, "/stream.mjpg") for _ in range(2)]
     assert all(read_index(decode(read_part(v))) == 3 for v in viewers)
     live.close()

@@ -14,7 +14,8 @@ from test_sources import write_bad_and_odd_images
 
 from edgemask.app.cli import main
 from edgemask.app.outfiles import inside, safe_name, write_new
-from edgemask.app.sorting import FIELDS, LOCK_FILE, MANIFEST, FaceSorter, SortLock, read_manifest
+from edgemask.app.sorting.crops import crop_rows
+from edgemask.app.sorting.manifest import FIELDS, LOCK_FILE, MANIFEST, SortFolder, SortLock, read_manifest
 from edgemask.assets import file_digest
 from edgemask.core.pipeline import Face
 
@@ -71,7 +72,7 @@ def test_sort_into_broken_folder_then_resume(tmp_path: Path, scenes_dir: Path, c
     assert "skipped 3: not a decodable image" in err and "skipped 1: zero-byte file" in err
 
     first = rows(out)
-    assert sorted({r["source"] for r in first}) == readable
+    assert sorted({r["source"] for r in first}) == [str(tmp_path / "raw" / k) for k in readable]
     assert len(first) == 2 * len(readable)
     for r in first:
         crop = out / r["crop"]
@@ -98,15 +99,16 @@ def test_sort_into_broken_folder_then_resume(tmp_path: Path, scenes_dir: Path, c
     assert f"skipped {len(readable)}: already done" in err
     second = rows(out)
     assert second[: len(first)] == first
-    assert {r["source"] for r in second[len(first) :]} == {"new.png"}
+    assert {r["source"] for r in second[len(first) :]} == {str(tmp_path / "raw" / "new.png")}
     for p, data in crops_before.items():
         assert p.read_bytes() == data
 
-    # Everything done: exit 0, nothing processed.
+    # Everything done: exit 0, nothing processed, and the summary says so.
     assert (
         main(["--source", str(tmp_path / "raw"), "--sort-into", str(out)], make_pipeline=lambda a: again) == 0
     )
     assert len(again.seen) == 1
+    assert f"nothing new: {len(readable) + 1} images already done (exit 0)" in capsys.readouterr().err
 
 
 def test_sort_into_glob_with_dotdot_cannot_escape(tmp_path: Path) -> None:
@@ -123,7 +125,9 @@ def test_sort_into_glob_with_dotdot_cannot_escape(tmp_path: Path) -> None:
     )
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert files == [LOCK_FILE, "manifest.csv", "without_mask/x_face0.jpg", "without_mask/x_face1.jpg"]
-    assert [r["source"] for r in rows(out)] == ["x.jpg", "x.jpg"]
+    assert [r["source"] for r in rows(out)] == [
+        os.path.abspath(tmp_path / "raw" / ".." / "other" / "x.jpg")
+    ] * 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "raw"]
 
 
@@ -131,24 +135,26 @@ def test_existing_crops_get_new_names(tmp_path: Path) -> None:
     out = tmp_path / "sorted"
     (out / "with_mask").mkdir(parents=True)
     (out / "with_mask" / "a_face0.jpg").write_bytes(b"keep me")
-    sorter = FaceSorter(out, margin=0.0)
+    folder = SortFolder(out)
     image = np.full((20, 20, 3), 50, np.uint8)
-    written = sorter.add("a.jpg", image, [Face((2, 2, 12, 12), "mask", 0.9, 0.8)])
-    sorter.close()
+    written = folder.record(
+        crop_rows("/in/a.jpg", "a.jpg", "d1", image, [Face((2, 2, 12, 12), "mask", 0.9, 0.8)], 0.0)
+    )
+    folder.close()
     assert written == [out / "with_mask" / "a_face0-1.jpg"]
     assert (out / "with_mask" / "a_face0.jpg").read_bytes() == b"keep me"
     assert cv2.imread(str(written[0])).shape == (10, 10, 3)
 
 
 def test_manifest_records_faceless_sources_and_survives_a_torn_row(tmp_path: Path) -> None:
-    sorter = FaceSorter(tmp_path)
-    sorter.add("empty.jpg", np.zeros((10, 10, 3), np.uint8), [])
-    sorter.close()
+    folder = SortFolder(tmp_path)
+    folder.record(crop_rows("empty.jpg", "empty.jpg", "", np.zeros((10, 10, 3), np.uint8), [], 0.1))
+    folder.close()
     with open(tmp_path / MANIFEST, "a") as f:
         f.write("half.jpg,,0,1,2")  # a crash in the middle of a row
     assert read_manifest(tmp_path / MANIFEST).legacy_paths == {"empty.jpg"}
-    resumed = FaceSorter(tmp_path)
-    resumed.add("half.jpg", np.zeros((10, 10, 3), np.uint8), [])
+    resumed = SortFolder(tmp_path)
+    resumed.record(crop_rows("half.jpg", "half.jpg", "", np.zeros((10, 10, 3), np.uint8), [], 0.1))
     resumed.close()
     assert read_manifest(tmp_path / MANIFEST).legacy_paths == {"empty.jpg", "half.jpg"}
     with open(tmp_path / MANIFEST, newline="") as f:
@@ -185,9 +191,9 @@ def test_same_names_with_new_pictures_are_all_sorted(tmp_path: Path) -> None:
     assert sort(tmp_path / "day2", out, day2) == 0
     assert len(day2.seen) == 2  # nothing skipped as "already done"
     manifest = rows(out)
-    assert [r["source"] for r in manifest] == ["img_0.png"] * 2 + ["img_1.png"] * 2 + ["img_0.png"] * 2 + [
-        "img_1.png"
-    ] * 2
+    # The same names from two days stay apart: the manifest records each file's absolute path.
+    days = [str(tmp_path / day / f"img_{k}.png") for day in ("day1", "day2") for k in range(2)]
+    assert [r["source"] for r in manifest] == [source for source in days for _ in range(2)]
     digests = [file_digest(tmp_path / day / f"img_{k}.png") for day in ("day1", "day2") for k in range(2)]
     assert [r["sha256"] for r in manifest[::2]] == digests
     crops = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.jpg"))
@@ -216,7 +222,7 @@ def test_reruns_renames_and_copies_of_sorted_pictures_are_skipped(tmp_path: Path
     assert sort(renamed, out, later) == 0
     assert len(later.seen) == 1 and later.seen[0].mean() == 123
     assert (out / MANIFEST).read_bytes().startswith(before)
-    assert [r["source"] for r in rows(out)[len(rows(out)) - 2 :]] == ["new.png", "new.png"]
+    assert [r["source"] for r in rows(out)[len(rows(out)) - 2 :]] == [str(renamed / "new.png")] * 2
 
 
 LEGACY_FIELDS = ("source", "face", "x1", "y1", "x2", "y2", "label", "score", "face_score", "crop")
@@ -243,7 +249,7 @@ def test_manifest_from_before_digests_is_read_by_path_and_upgraded(tmp_path: Pat
     assert [dict(zip(FIELDS, line, strict=True)) for line in lines[1:3]] == [
         {**dict(zip(LEGACY_FIELDS, row, strict=True)), "sha256": ""} for row in legacy
     ]
-    assert [line[0] for line in lines[3:]] == ["img_1.png", "img_1.png"]
+    assert [line[0] for line in lines[3:]] == [str(tmp_path / "day2" / "img_1.png")] * 2
     assert lines[3][1] == file_digest(tmp_path / "day2" / "img_1.png")
     assert not (out / (MANIFEST + ".partial")).exists()
 

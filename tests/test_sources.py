@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import threading
 import time
@@ -130,16 +131,21 @@ def test_bad_files_are_skipped_with_reasons_and_odd_ones_read(tmp_path: Path, sc
             assert expected[name] == "", name
             assert item.image.dtype == np.uint8 and item.image.shape[2] == 3
             assert item.image.shape[:2] == ((w, h) if name == "rotated.jpg" else (h, w))
-    assert [i.index for i in items] == list(range(len(expected)))
+    skipped = [i.index for i in items if isinstance(i, Skipped)]
+    frames = [i.index for i in items if isinstance(i, Frame)]
+    assert skipped == [k for k, i in enumerate(items) if isinstance(i, Skipped)]  # place in the listing
+    assert frames == list(range(len(frames)))  # frames are numbered as they come out
 
 
-def test_skip_predicate_marks_done_inputs(tmp_path: Path) -> None:
-    for name in ("a.png", "b.png"):
-        cv2.imwrite(str(tmp_path / name), np.zeros((4, 4, 3), np.uint8))
-    source = ImageFiles(list_files(tmp_path), tmp_path, skip=lambda path, key: key == "a.png")
+def test_done_predicate_skips_by_content_and_frames_carry_their_digest(tmp_path: Path) -> None:
+    for name, value in (("a.png", 0), ("b.png", 9)):
+        cv2.imwrite(str(tmp_path / name), np.full((4, 4, 3), value, np.uint8))
+    done_digest = hashlib.sha256((tmp_path / "a.png").read_bytes()).hexdigest()
+    source = ImageFiles(list_files(tmp_path), tmp_path, done=lambda digest, key: digest == done_digest)
     items = list(source)
     assert isinstance(items[0], Skipped) and items[0].reason == ALREADY_DONE
-    assert isinstance(items[1], Frame) and items[1].key == "b.png"
+    assert isinstance(items[1], Frame) and items[1].key == "b.png" and items[1].index == 0
+    assert items[1].digest == hashlib.sha256((tmp_path / "b.png").read_bytes()).hexdigest()
 
 
 def test_list_files_leaves_out_output_folders(tmp_path: Path) -> None:

@@ -13,20 +13,19 @@ import sys
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 from edgemask.app.camera import Backoff, CameraError
 from edgemask.app.display import gui_problem
 from edgemask.app.footprint import pin_mmap_threshold
 from edgemask.app.liveview import model_info, source_info
 from edgemask.app.models import MODELS_ENV, ModelNotFound, resolve_model
+from edgemask.app.outputs import RunOptions, open_sinks
 from edgemask.app.recording import SaveError
 from edgemask.app.runner import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
     Console,
-    RunOptions,
     RunStats,
     StopRequest,
     exit_code,
@@ -35,8 +34,9 @@ from edgemask.app.runner import (
     summarize,
 )
 from edgemask.app.serve import LiveServer, ServeError, add_serve_options, serve_until_stopped, serving
-from edgemask.app.sorting import SortError
-from edgemask.app.sources import SourceError, is_live, open_source
+from edgemask.app.sinks import Sink
+from edgemask.app.sorting.manifest import SortError
+from edgemask.app.sources import Source, SourceError, is_live, open_source
 from edgemask.argtypes import (
     COSTLY_NETWORK_SIDE,
     at_least,
@@ -58,7 +58,7 @@ from edgemask.core.formats import (
     PRECISIONS,
     default_precision,
 )
-from edgemask.core.pipeline import DEFAULT_MARGIN, DEFAULT_MIN_FACE, PipelineOptions
+from edgemask.core.pipeline import DEFAULT_MARGIN, DEFAULT_MIN_FACE, FramePipeline, PipelineOptions
 
 DEFAULT_THREADS = min(4, os.cpu_count() or 1)
 MAX_MARGIN = 1.0
@@ -259,7 +259,7 @@ def run_options(args: argparse.Namespace, server: LiveServer | None = None) -> R
     )
 
 
-def load_pipeline(args: argparse.Namespace) -> Any:
+def load_pipeline(args: argparse.Namespace) -> FramePipeline:
     """The real two-stage pipeline from the model options."""
     from edgemask.core.backends import BackendError
     from edgemask.core.metadata import MetadataError
@@ -289,7 +289,7 @@ def costly_sizes(args: argparse.Namespace) -> list[str]:
 
 
 def run(
-    args: argparse.Namespace, make_pipeline: Callable[[argparse.Namespace], Any], console: Console
+    args: argparse.Namespace, make_pipeline: Callable[[argparse.Namespace], FramePipeline], console: Console
 ) -> int:
     if args.show and (problem := gui_problem()):
         raise UsageError(problem)
@@ -307,20 +307,13 @@ def run(
         return run_source(args, make_pipeline, console, server)
 
 
-def run_source(
-    args: argparse.Namespace,
-    make_pipeline: Callable[[argparse.Namespace], Any],
-    console: Console,
-    server: LiveServer | None,
-) -> int:
-    """Open the pipeline and the source, process it, report; with a live view, keep it up after a
-    finite source until the user stops."""
-    pipeline = make_pipeline(args)
+def open_input(args: argparse.Namespace) -> Source:
+    """The source the options name, checked against what the outputs need."""
     spec = args.camera if args.camera is not None else args.source
-    backoff = Backoff(retries=max(0, args.retries), delay=max(0.0, args.retry_delay))
-    outputs = tuple(p for p in (args.save, args.sort_into) if p is not None)
     if args.camera is not None and not is_live(spec):
         raise UsageError(f"--camera {spec}: expected a camera index, picam[:N], a /dev/video device or a URL")
+    backoff = Backoff(retries=max(0, args.retries), delay=max(0.0, args.retry_delay))
+    outputs = tuple(p for p in (args.save, args.sort_into) if p is not None)
     try:
         source = open_source(spec, backoff, args.stall_timeout, args.camera_size, exclude=outputs)
     except CameraError as e:
@@ -328,43 +321,65 @@ def run_source(
     if args.sort_into is not None and source.kind != "images":
         source.close()
         raise UsageError("--sort-into works on images (a folder, a glob or a file), not on videos or streams")
+    return source
+
+
+def run_source(
+    args: argparse.Namespace,
+    make_pipeline: Callable[[argparse.Namespace], FramePipeline],
+    console: Console,
+    server: LiveServer | None,
+) -> int:
+    """Open the pipeline and the source, process it, report; with a live view, keep it up after a
+    finite source until the user stops."""
+    pipeline = make_pipeline(args)
+    source = open_input(args)
     if source.kind == "images" and source.total == 0:
         source.close()
-        console.say(f"no files in {spec}")
+        console.say(f"no files in {source.name}")
         return EXIT_FAILED
     stats = RunStats()
-    options = run_options(args, server)
     if server is not None:
-        server.view.describe(model_info(pipeline), source_info(source))
-    finished = False
+        server.view.describe(model_info(pipeline), source_info(source), stats.tally)
     with StopRequest().installed() as stop:
-        with ExitStack() as stack:
-            stack.callback(source.close)
-            try:
-                source.should_stop = stop
-                process(source, pipeline, options, stack, console, stats)
-                stats.stopped_by_user = stats.stopped_by_user or stop.requested  # or closed the window
-                finished = not stats.stopped_by_user
-            except KeyboardInterrupt:
-                stats.stopped_by_user = True
-            except BrokenPipeError:
-                silence_stdout()
-                console.say("stdout was closed (e.g. piped into head); stopping")
+        source.should_stop = stop
+        sinks, finished = process_source(source, pipeline, run_options(args, server), console, stats)
+        stats.stopped_by_user = stats.stopped_by_user or stop.requested
         code = exit_code(stats, source)
-        summary = summarize(stats, source, pipeline, options)
+        summary = summarize(stats, source, pipeline, sinks)
         if not args.quiet or code != EXIT_OK:
             for line in summary:
                 console.say(line)
         if server is not None:
             stopped = "stopped by the user" if stats.stopped_by_user else summary[0]
             server.view.finish(source.end_reason or stopped)
-            if finished and not (source.live and source.end_reason):
+            if finished and not stats.stopped_by_user and not (source.live and source.end_reason):
                 serve_until_stopped(server, stop, console.say)
     return code
 
 
+def process_source(
+    source: Source, pipeline: FramePipeline, options: RunOptions, console: Console, stats: RunStats
+) -> tuple[list[Sink], bool]:
+    """Run the loop with the options' sinks, all closed at the end however it ends; returns the sinks
+    (for the summary) and whether the loop ran to its end."""
+    sinks: list[Sink] = []
+    with ExitStack() as stack:
+        stack.callback(source.close)
+        try:
+            sinks = open_sinks(options, source, pipeline.margin, stack)
+            process(source, pipeline, sinks, console, stats)
+            return sinks, True
+        except KeyboardInterrupt:
+            stats.stopped_by_user = True
+        except BrokenPipeError:
+            silence_stdout()
+            console.say("stdout was closed (e.g. piped into head); stopping")
+    return sinks, False
+
+
 def main(
-    argv: list[str] | None = None, make_pipeline: Callable[[argparse.Namespace], Any] | None = None
+    argv: list[str] | None = None, make_pipeline: Callable[[argparse.Namespace], FramePipeline] | None = None
 ) -> int:
     """Entry point of ``edgemask-run``; ``make_pipeline`` replaces model loading (tests, embedding)."""
     args = build_parser().parse_args(argv)

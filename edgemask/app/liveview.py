@@ -22,12 +22,12 @@ import numpy as np
 
 from edgemask.app.draw import annotate
 from edgemask.app.sources import Frame, Source
-from edgemask.core.pipeline import Face
+from edgemask.app.tally import STAGES, Tally
+from edgemask.core.pipeline import Face, FrameResult
 from edgemask.labels import SHORT
 
 LABELS = tuple(SHORT.values())
 """Counted face labels, as reported everywhere else (``mask``, ``no_mask``)."""
-STAGES = ("detect", "classify", "total")
 LATENCY_WINDOW = 1000
 """Latency quantiles describe this many most recent frames, so they follow changes in the scene."""
 JPEG_QUALITY = 80
@@ -98,53 +98,45 @@ class LatestFrame:
 
 
 class LiveView:
-    """Counters and the newest frame of one run, fed by the processing loop, read by the server."""
+    """The newest frame of one run and its running figures, fed by the processing loop, read by the server.
+    The counts are the run's own :class:`~edgemask.app.tally.Tally` (``describe`` hands it over), so a
+    face is counted once, for the summary and the live view alike."""
 
     def __init__(self, window: int = LATENCY_WINDOW, quality: int = JPEG_QUALITY) -> None:
         self.frames = LatestFrame(quality)
+        self.tally = Tally()
         self._lock = threading.Lock()
         self._started = time.monotonic()
         self._ended_at: float | None = None
         self._end_reason: str | None = None
-        self._processed = 0
-        self._skipped = 0
-        self._faces: Counter = Counter()
         self._last: dict[str, Any] | None = None
         self._fps: float | None = None
-        self._stage_sum = dict.fromkeys(STAGES, 0.0)
         self._recent = {stage: deque(maxlen=window) for stage in STAGES}
         self._models: dict[str, str] = {}
         self._source: dict[str, Any] = {}
 
-    def describe(self, models: dict[str, str], source: dict[str, Any]) -> None:
-        """What runs on what; called when processing starts, so ``elapsed_s`` leaves out model loading."""
+    def describe(self, models: dict[str, str], source: dict[str, Any], tally: Tally | None = None) -> None:
+        """What runs on what, and the run's counts; called when processing starts, so ``elapsed_s``
+        leaves out model loading."""
         with self._lock:
             self._models, self._source = dict(models), dict(source)
             self._started = time.monotonic()
+            if tally is not None:
+                self.tally = tally
 
-    def publish(
-        self, frame: Frame, faces: Sequence[Face], timings: Any, fps: float | None, shown_fps: float | None
-    ) -> None:
-        """One processed frame: its figures, and the frame itself for the picture (annotated with
-        ``shown_fps``, None for still images)."""
-        counts = face_counts(faces)
+    def publish(self, frame: Frame, result: FrameResult, fps: float | None, shown_fps: float | None) -> None:
+        """One processed frame (already counted in the tally): its latencies, and the frame itself for the
+        picture (annotated with ``shown_fps``, None for still images)."""
         h, w = frame.image.shape[:2]
-        last = {"index": frame.index, "name": frame.name, "width": w, "height": h, "faces": counts}
-        last["ms"] = timings.to_dict()
+        last = {"index": frame.index, "name": frame.name, "width": w, "height": h}
+        last["faces"] = face_counts(result.faces)
+        last["ms"] = result.timings.to_dict()
         with self._lock:
-            self._processed += 1
-            self._faces.update(counts)
             self._last = last
             self._fps = fps
             for stage in STAGES:
-                ms = getattr(timings, stage)
-                self._stage_sum[stage] += ms
-                self._recent[stage].append(ms)
-        self.frames.put(frame.image, faces, shown_fps)
-
-    def count_skip(self) -> None:
-        with self._lock:
-            self._skipped += 1
+                self._recent[stage].append(getattr(result.timings, stage))
+        self.frames.put(frame.image, result.faces, shown_fps)
 
     def finish(self, reason: str) -> None:
         """The source has ended (``reason`` says how): figures freeze, streams end after the last frame."""
@@ -159,10 +151,11 @@ class LiveView:
             recent = {stage: list(samples) for stage, samples in self._recent.items()}
             ended = self._ended_at is not None
             elapsed = (self._ended_at if ended else time.monotonic()) - self._started
+            counts = self.tally.figures()
             figures = {
-                "frames": self._processed,
-                "skipped": self._skipped,
-                "faces": {"total": self._faces["total"], **{k: self._faces[k] for k in LABELS}},
+                "frames": counts.frames,
+                "skipped": counts.skipped,
+                "faces": {"total": sum(counts.faces.values()), **{k: counts.faces.get(k, 0) for k in LABELS}},
                 "last_frame": self._last,
                 "fps": None if self._fps is None else round(self._fps, 2),
                 "models": self._models,
@@ -172,9 +165,10 @@ class LiveView:
                 "status": f"ended: {self._end_reason}" if ended else "running",
                 "elapsed_s": round(elapsed, 3),
             }
-            sums = dict(self._stage_sum)
-        count = figures["frames"]
-        figures["ms"] = {stage: stage_figures(recent[stage], sums[stage], count) for stage in STAGES}
+        count = counts.frames
+        figures["ms"] = {
+            stage: stage_figures(recent[stage], counts.stage_ms[stage], count) for stage in STAGES
+        }
         return figures
 
 

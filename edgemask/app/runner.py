@@ -1,68 +1,41 @@
-"""The processing loop of ``edgemask-run``: every item of a source through the pipeline and into the chosen
-outputs (JSON lines, annotated files, a window, sorted crops), with the counts for the final summary.
+"""The processing loop of ``edgemask-run``: source → pipeline → sinks. Every item of a source goes through
+the pipeline (:class:`~edgemask.core.pipeline.FramePipeline`) and into each chosen output
+(:mod:`edgemask.app.sinks`), counted once for the final summary.
 
 Nothing in the loop may end a batch: unreadable inputs arrive as ``Skipped`` items and a frame the
-pipeline fails on is counted and reported; only the user (or a lost live source) ends it early.
+pipeline fails on is counted and reported; only the user (or a lost live source, or ``--max-frames``)
+ends it early.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
 import threading
 import time
-from collections import Counter, defaultdict
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TextIO
 
 from tqdm import tqdm
 
-from edgemask.app.display import Window
-from edgemask.app.draw import annotate
-from edgemask.app.liveview import LiveView
-from edgemask.app.recording import ImageSaver, VideoSaver, make_saver
-from edgemask.app.sorting import FaceSorter
-from edgemask.app.sources import ALREADY_DONE, NOT_AN_IMAGE, Frame, Skipped, Source
-from edgemask.core.pipeline import DEFAULT_MARGIN
+from edgemask.app.sinks import BaseSink, Processed, Sink, StopRun
+from edgemask.app.sources import ALREADY_DONE, NOT_AN_IMAGE, Skipped, Source
+from edgemask.app.tally import Tally
+from edgemask.core.pipeline import FramePipeline
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 LISTED_SKIPS = 10
 
 
-@dataclass(frozen=True)
-class RunOptions:
-    """The outputs of one run and when to stop, below the command line."""
-
-    json: bool = False
-    save: Path | None = None
-    save_fps: float | None = None
-    sort_into: Path | None = None
-    show: bool = False
-    quiet: bool = False
-    max_frames: int | None = None
-    serve: LiveView | None = None
-    """Where the live view (``--serve``) picks up each processed frame."""
-
-
 @dataclass
 class RunStats:
-    """What happened, for the final summary and the exit code."""
+    """What happened, for the final summary and the exit code; the counts are the one :class:`Tally`."""
 
-    processed: int = 0
-    faces: Counter = field(default_factory=Counter)
-    skipped: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
-    pipeline_ms: float = 0.0
+    tally: Tally = field(default_factory=Tally)
     started: float = field(default_factory=time.perf_counter)
     stopped_by_user: bool = False
-    saver: ImageSaver | VideoSaver | None = None
-
-    def skip(self, name: str, reason: str) -> None:
-        self.skipped[reason].append(name)
 
 
 class Console:
@@ -77,26 +50,6 @@ class Console:
     def warn(self, message: str) -> None:
         if not self.quiet:
             self.say(message)
-
-
-class JsonLines:
-    """One JSON object per processed frame on ``stream``, flushed at once so pipes see it live."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-
-    def write(self, frame: Frame, faces: list, timings: Any) -> None:
-        h, w = frame.image.shape[:2]
-        record = {
-            "source": frame.name,
-            "frame": frame.index,
-            "width": w,
-            "height": h,
-            "faces": [f.to_dict() for f in faces],
-            "ms": timings.to_dict(),
-        }
-        self.stream.write(json.dumps(record) + "\n")
-        self.stream.flush()
 
 
 class RateMeter:
@@ -157,98 +110,98 @@ def silence_stdout() -> None:
 
 
 def process(
-    source: Source,
-    pipeline: Any,
-    options: RunOptions,
-    stack: ExitStack,
-    console: Console,
-    stats: RunStats,
+    source: Source, pipeline: FramePipeline, sinks: Sequence[Sink], console: Console, stats: RunStats
 ) -> None:
-    """The loop: every item of ``source`` through the pipeline and into the chosen outputs."""
-    json_out = JsonLines(sys.stdout) if options.json else None
-    saver = None
-    if options.save is not None:
-        saver = make_saver(
-            options.save,
-            source.kind,
-            source.kind == "images" and source.total == 1,
-            options.save_fps or source.fps,
-        )
-        stack.callback(saver.close)
-        stats.saver = saver
-    sorter = None
-    if options.sort_into is not None:
-        sorter = FaceSorter(options.sort_into, getattr(pipeline, "margin", DEFAULT_MARGIN))
-        stack.callback(sorter.close)
-    if sorter is not None and hasattr(source, "skip"):
-        source.skip = sorter.is_done
-    window = None
-    if options.show:
-        window = Window()
-        stack.callback(window.close)
-    bar = None
-    capped = options.max_frames is not None
-    if not source.live:
-        unit = "img" if source.kind == "images" else "frame"
-        total = min(source.total, options.max_frames) if capped and source.total else source.total
-        bar = stack.enter_context(
-            tqdm(total=total, unit=unit, file=sys.stderr, disable=True if options.quiet else None)
-        )
+    """The loop: every item of ``source`` through the pipeline and into every sink. A skipped input or a
+    frame the pipeline fails on is counted and reported, never the end of a batch."""
     meter = RateMeter()
-    live = options.serve
+    stills = source.kind == "images"
     for item in source:
         if source.should_stop():
             break
-        if bar is not None and not capped:  # every input counts; with --max-frames, processed ones
-            bar.update()
         if isinstance(item, Skipped):
-            stats.skip(item.name, item.reason)
-            if live is not None:
-                live.count_skip()
+            stats.tally.skip(item.name, item.reason)
+            for sink in sinks:
+                sink.skipped(item)
             if item.reason not in (ALREADY_DONE, NOT_AN_IMAGE):
                 console.warn(f"skipped {item.name}: {item.reason}")
             continue
         try:
-            faces = pipeline.infer(item.image)
+            result = pipeline.infer(item.image)
         except Exception as e:  # one bad frame must not end a batch; it is reported and counted
-            stats.skip(item.name, f"processing failed ({type(e).__name__})")
-            if live is not None:
-                live.count_skip()
+            skipped = Skipped(item.name, f"processing failed ({type(e).__name__})", item.index)
+            stats.tally.skip(skipped.name, skipped.reason)
+            for sink in sinks:
+                sink.skipped(skipped)
             console.warn(f"skipped {item.name}: processing failed: {e}")
             continue
-        stats.processed += 1
-        if bar is not None and capped:
-            bar.update()
-        stats.pipeline_ms += pipeline.timings.total
-        stats.faces.update(f.label for f in faces)
+        stats.tally.frame(result.faces, result.timings)
         fps = meter.tick()
-        shown_fps = fps if source.kind != "images" else None
-        if live is not None:
-            live.publish(item, faces, pipeline.timings, fps, shown_fps)
-        if json_out is not None:
-            json_out.write(item, faces, pipeline.timings)
-        if sorter is not None:
-            sorter.add(item.key, item.image, faces)
-        if saver is not None or window is not None:
-            shown = annotate(item.image, faces, shown_fps)
-            if saver is not None:
-                saver.write(item, shown)
-            if window is not None and not window.show(shown, 0 if source.kind == "images" else 1):
-                stats.stopped_by_user = True
-                break
-        if options.max_frames is not None and stats.processed >= options.max_frames:
+        processed = Processed(item, result, fps, None if stills else fps)
+        try:
+            for sink in sinks:
+                sink.write(processed)
+        except FrameLimitReached:
+            break
+        except StopRun:
+            stats.stopped_by_user = True
             break
 
 
-def summarize(stats: RunStats, source: Source, pipeline: Any, options: RunOptions) -> list[str]:
-    unit = "images" if source.kind == "images" else "frames"
+class ProgressSink(BaseSink):
+    """The progress bar over a finite source: every input counts, or with ``--max-frames`` the processed
+    frames up to it."""
+
+    def __init__(self, bar: tqdm, count_skips: bool) -> None:
+        self.bar = bar
+        self.count_skips = count_skips
+
+    def close(self) -> None:
+        self.bar.close()
+
+    def write(self, item: Processed) -> None:
+        self.bar.update()
+
+    def skipped(self, item: Skipped) -> None:
+        if self.count_skips:
+            self.bar.update()
+
+
+class FrameLimit(BaseSink):
+    """``--max-frames N``: ends the run after N processed frames."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.seen = 0
+
+    def write(self, item: Processed) -> None:
+        self.seen += 1
+        if self.seen >= self.limit:
+            raise FrameLimitReached
+
+
+class FrameLimitReached(StopRun):
+    """The frame limit, not the user, ended the run."""
+
+
+def plural(n: int, unit: str) -> str:
+    return f"{n} {unit}" if n == 1 else f"{n} {unit}s"
+
+
+def summarize(stats: RunStats, source: Source, pipeline: FramePipeline, sinks: Sequence[Sink]) -> list[str]:
+    unit = "image" if source.kind == "images" else "frame"
     elapsed = time.perf_counter() - stats.started
-    labels = ", ".join(f"{k} {v}" for k, v in sorted(stats.faces.items())) or "none"
-    lines = [f"{stats.processed} {unit} processed, {sum(stats.faces.values())} faces ({labels})"]
+    tally = stats.tally
+    faces = sum(tally.faces.values())
+    labels = ", ".join(f"{k} {v}" for k, v in sorted(tally.faces.items())) or "none"
+    lines = [f"{plural(tally.frames, unit)} processed, {plural(faces, 'face')} ({labels})"]
+    done = len(tally.skipped.get(ALREADY_DONE, ()))
+    if done and not tally.frames:
+        lines[0] = f"nothing new: {plural(done, unit)} already done (exit 0)"
     small = getattr(pipeline, "skipped_small", 0)
     if small:
-        lines.append(f"{small} detections smaller than the minimum face size ignored")
-    for reason, names in sorted(stats.skipped.items()):
+        lines.append(f"{plural(small, 'detection')} smaller than the minimum face size ignored")
+    for reason, names in sorted(tally.skipped.items()):
         lines.append(f"skipped {len(names)}: {reason}")
         if reason != ALREADY_DONE:
             lines += [f"    {n}" for n in names[:LISTED_SKIPS]]
@@ -256,16 +209,14 @@ def summarize(stats: RunStats, source: Source, pipeline: Any, options: RunOption
                 lines.append(f"    ... and {len(names) - LISTED_SKIPS} more")
     dropped = getattr(source, "dropped", 0)
     if dropped:
-        lines.append(f"{dropped} camera frames dropped to stay current (newest frame first)")
-    if stats.processed:
+        lines.append(f"{plural(dropped, 'camera frame')} dropped to stay current (newest frame first)")
+    if tally.frames:
         lines.append(
-            f"speed: {stats.processed / elapsed:.1f} {unit}/s overall, "
-            f"{stats.pipeline_ms / stats.processed:.1f} ms per {unit[:-1]} in the models"
+            f"speed: {tally.frames / elapsed:.1f} {unit}s/s overall, "
+            f"{tally.stage_ms['total'] / tally.frames:.1f} ms per {unit} in the models"
         )
-    if stats.saver is not None:
-        lines.append(stats.saver.describe())
-    if options.sort_into is not None:
-        lines.append(f"crops and manifest in {options.sort_into}")
+    for sink in sinks:
+        lines += sink.summary()
     if source.end_reason:
         lines.append(f"stopped: {source.end_reason}")
     if stats.stopped_by_user:
@@ -274,8 +225,10 @@ def summarize(stats: RunStats, source: Source, pipeline: Any, options: RunOption
 
 
 def exit_code(stats: RunStats, source: Source) -> int:
+    """0 done (also when the user stopped, or when every input was already done), 1 nothing processed or
+    a live source lost."""
     if stats.stopped_by_user:
         return EXIT_OK
     if source.live and source.end_reason:
         return EXIT_FAILED
-    return EXIT_OK if stats.processed or stats.skipped.get(ALREADY_DONE) else EXIT_FAILED
+    return EXIT_OK if stats.tally.frames or stats.tally.skipped.get(ALREADY_DONE) else EXIT_FAILED

@@ -12,6 +12,7 @@ Bad files never raise here: they come out as :class:`Skipped` items with a reaso
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -24,7 +25,7 @@ import cv2
 import numpy as np
 
 from edgemask.app.camera import Backoff, LatestFrameReader, open_capture
-from edgemask.core.imageio import IMAGE_SUFFIXES, ImageError, read_image
+from edgemask.core.imageio import IMAGE_SUFFIXES, ImageError, decode_image
 from edgemask.core.ops.image import to_bgr8
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
@@ -48,12 +49,14 @@ class SourceError(ValueError):
 class Frame:
     """One image or video frame. ``name`` is what results report as the source (a path, or a stream
     with any password hidden); ``key`` identifies it stably inside the input (a path relative to the
-    input folder), for output file names and the sort manifest."""
+    input folder), for output file names and the sort manifest; ``digest`` is the SHA-256 of an image
+    file's bytes (None for video and live frames)."""
 
     image: np.ndarray
     index: int
     name: str
     key: str
+    digest: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,17 +97,17 @@ class Source:
 
 
 class ImageFiles(Source):
-    """Still images, each read upright as BGR uint8; keys are paths relative to ``root``.
-    ``skip(path, key)`` true marks inputs already handled (asked of image files only)."""
+    """Still images, each read once: its bytes are hashed (``Frame.digest``) and decoded upright as BGR
+    uint8 from the same buffer. Keys are paths relative to ``root``. ``done(digest, key)`` true marks
+    images already handled, which are skipped before decoding. Frames are numbered in the order they
+    come out; skipped inputs keep their position in the listing."""
 
     kind = "images"
 
-    def __init__(
-        self, paths: list[Path], root: Path, skip: Callable[[Path, str], bool] | None = None
-    ) -> None:
+    def __init__(self, paths: list[Path], root: Path, done: Callable[[str, str], bool] | None = None) -> None:
         self.paths = paths
         self.root = root
-        self.skip = skip
+        self.done = done
         self.total = len(paths)
         self.name = str(root)
 
@@ -112,34 +115,46 @@ class ImageFiles(Source):
         return path.relative_to(self.root).as_posix()
 
     def __iter__(self) -> Iterator[Frame | Skipped]:
+        frames = 0
         for index, path in enumerate(self.paths):
             key = self.key(path)
-            if self.skip is not None and is_image_name(path) and self.skip(path, key):
+            data, reason = read_bytes(path)
+            if data is None:
+                yield Skipped(str(path), reason, index)
+                continue
+            digest = hashlib.sha256(data).hexdigest()
+            if self.done is not None and self.done(digest, key):
                 yield Skipped(str(path), ALREADY_DONE, index)
                 continue
-            image, reason = load_image(path)
+            image, reason = decode(data, path)
             if image is None:
                 yield Skipped(str(path), reason, index)
-            else:
-                yield Frame(image, index, str(path), key)
+                continue
+            yield Frame(image, frames, str(path), key, digest)
+            frames += 1
 
 
 def is_image_name(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
-def load_image(path: Path) -> tuple[np.ndarray | None, str]:
-    """``(image, "")`` or ``(None, reason)`` with one of this module's skip reasons."""
+def read_bytes(path: Path) -> tuple[bytes | None, str]:
+    """``(bytes, "")`` of an image file, or ``(None, reason)`` with one of this module's skip reasons."""
     if not is_image_name(path):
         return None, NOT_AN_IMAGE
     try:
-        if path.stat().st_size == 0:
-            return None, ZERO_BYTE
-        return read_image(path), ""
+        data = path.read_bytes()
     except OSError:
         return None, UNREADABLE
-    except ImageError as e:
-        return None, UNREADABLE if isinstance(e.__cause__, OSError) else UNDECODABLE
+    return (data, "") if data else (None, ZERO_BYTE)
+
+
+def decode(data: bytes, path: Path) -> tuple[np.ndarray | None, str]:
+    """``(image, "")`` or ``(None, reason)``."""
+    try:
+        return decode_image(np.frombuffer(data, np.uint8), str(path)), ""
+    except ImageError:
+        return None, UNDECODABLE
 
 
 class VideoFile(Source):
@@ -277,21 +292,21 @@ def open_source(
     stall_timeout: float = 10.0,
     size: tuple[int, int] | None = None,
     exclude: tuple[Path, ...] = (),
-    skip: Callable[[Path, str], bool] | None = None,
+    done: Callable[[str, str], bool] | None = None,
 ) -> Source:
     """Pick the reader for ``spec``: live source, folder, image file, video file, or glob of images."""
     if is_live(spec):
         return open_live(spec, backoff, stall_timeout, size)
     path = Path(spec)
     if path.is_dir():
-        return ImageFiles(list_files(path, exclude), path, skip)
+        return ImageFiles(list_files(path, exclude), path, done)
     if path.is_file():
         if path.suffix.lower() in VIDEO_SUFFIXES:
             return VideoFile(path)
-        return ImageFiles([path], path.parent, skip)
+        return ImageFiles([path], path.parent, done)
     if GLOB_CHARS & set(spec):
         matches = sorted(Path(p) for p in glob.glob(spec, recursive=True) if os.path.isfile(p))
         if not matches:
             raise SourceError(f"{spec}: no files match this pattern")
-        return ImageFiles(matches, glob_base(spec), skip)
+        return ImageFiles(matches, glob_base(spec), done)
     raise SourceError(f"{spec}: no such file or folder")

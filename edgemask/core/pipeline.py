@@ -1,11 +1,19 @@
-"""The two stages together: detect faces, crop them, classify the crops of a frame in a few batches."""
+"""The two stages together: detect faces, crop them, classify the crops of a frame in a few batches.
+
+:class:`FramePipeline` is the contract the frame loop, the benchmarks and a tracker build on: ``infer``
+answers one :class:`FrameResult`. :class:`Pipeline` also offers the two halves apart (``detect`` and
+``classify``), so a tracker can skip the classifier for faces whose label is settled.
+"""
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
+import cv2
 import numpy as np
 
 from edgemask.core.classifier import MaskClassifier
@@ -33,6 +41,11 @@ class Face:
     face_score: float
     landmarks: tuple[tuple[float, float], ...] | None = None
     crop: Box | None = field(default=None, compare=False)
+    track: int | None = None
+    """The person's track id in a video (None when frames are judged alone)."""
+    track_label: str | None = None
+    """The label the person's whole track votes for, steadier than one frame's ``label``."""
+    track_score: float | None = None
 
     def to_dict(self) -> dict:
         """The JSON record of ``edgemask-run --json``."""
@@ -44,7 +57,22 @@ class Face:
         }
         if self.landmarks is not None:
             d["landmarks"] = [[round(x, 1), round(y, 1)] for x, y in self.landmarks]
+        if self.track is not None:
+            d["track"] = self.track
+            d["track_label"] = self.track_label
+            d["track_score"] = None if self.track_score is None else round(self.track_score, 4)
         return d
+
+
+@dataclass(frozen=True)
+class Detected:
+    """A face found but not yet classified: its box, the detector's score, landmarks where the detector
+    gives them, and ``crop``, the pixels the classifier would see."""
+
+    box: Box
+    face_score: float
+    landmarks: tuple[tuple[float, float], ...] | None
+    crop: Box
 
 
 @dataclass
@@ -60,6 +88,22 @@ class Timings:
             k: round(v, 2)
             for k, v in (("detect", self.detect), ("classify", self.classify), ("total", self.total))
         }
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """What a pipeline answers for one frame."""
+
+    faces: list[Face]
+    timings: Timings
+
+
+class FramePipeline(Protocol):
+    """What the frame loop needs of a pipeline (the real one, a tracking one, or a test's stand-in)."""
+
+    margin: float
+
+    def infer(self, image: np.ndarray) -> FrameResult: ...
 
 
 @dataclass(frozen=True)
@@ -91,7 +135,6 @@ class Pipeline:
         self.classifier = classifier
         self.margin = margin
         self.min_face = min_face
-        self.timings = Timings()
         self.skipped_small = 0
 
     @classmethod
@@ -106,10 +149,20 @@ class Pipeline:
         classifier = MaskClassifier(classifier_path, options.threads)
         return cls(detector, classifier, options.margin, options.min_face)
 
-    def infer(self, image: np.ndarray) -> list[Face]:
+    def infer(self, image: np.ndarray) -> FrameResult:
+        """Detect, crop and classify the faces of ``image``: BGR uint8 H×W×3, or grayscale H×W, or BGRA
+        H×W×4 (both converted)."""
+        image = as_bgr(image)
         t0 = time.perf_counter()
-        found = self.detector.detect(image)
+        detected = self.detect(image)
         t1 = time.perf_counter()
+        faces = self.classify(image, detected)
+        t2 = time.perf_counter()
+        return FrameResult(faces, Timings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t2 - t0) * 1e3))
+
+    def detect(self, image: np.ndarray) -> list[Detected]:
+        """The faces of a BGR ``image`` at least ``min_face`` px on each side, with their crop boxes."""
+        found = self.detector.detect(image)
         h, w = image.shape[:2]
         boxes = clamp_box(found.boxes, w, h).reshape(-1, 4)
         sides = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
@@ -117,26 +170,43 @@ class Pipeline:
         self.skipped_small += len(boxes) - len(big)
         found, boxes = found.take(big), boxes[big]
         crop_boxes = face_crop_boxes(found.boxes, self.margin, w, h)
-        probs = self.classifier.infer([crop(image, b) for b in crop_boxes])
-        t2 = time.perf_counter()
-        self.timings = Timings(detect=(t1 - t0) * 1e3, classify=(t2 - t1) * 1e3, total=(t2 - t0) * 1e3)
-        faces = []
-        for i, p in enumerate(probs):
-            k = int(np.argmax(p))
+        detected = []
+        for i in range(len(boxes)):
             landmarks = None
             if found.landmarks is not None:
                 landmarks = tuple((float(x), float(y)) for x, y in found.landmarks[i].reshape(-1, 2))
-            faces.append(
-                Face(
-                    as_box(boxes[i]),
-                    short_name(self.classifier.labels[k]),
-                    float(p[k]),
-                    float(found.scores[i]),
-                    landmarks,
-                    as_box(crop_boxes[i]),
-                )
+            detected.append(
+                Detected(as_box(boxes[i]), float(found.scores[i]), landmarks, as_box(crop_boxes[i]))
             )
+        return detected
+
+    def classify(self, image: np.ndarray, detected: Sequence[Detected]) -> list[Face]:
+        """Label each detected face of ``image`` (all crops in one call, batched inside), same order."""
+        probs = self.classifier.infer([crop(image, np.asarray(d.crop)) for d in detected])
+        faces = []
+        for d, p in zip(detected, probs, strict=True):
+            k = int(np.argmax(p))
+            label = short_name(self.classifier.labels[k])
+            faces.append(Face(d.box, label, float(p[k]), d.face_score, d.landmarks, d.crop))
         return faces
+
+
+def as_bgr(image: np.ndarray) -> np.ndarray:
+    """``image`` as BGR uint8 H×W×3: grayscale and BGRA are converted, anything else is refused."""
+    if not isinstance(image, np.ndarray):
+        raise TypeError(
+            f"expected an image array (H×W×3 BGR uint8), got {type(image).__name__}; "
+            "read files with edgemask.core.imageio.read_image"
+        )
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image, got {image.dtype}")
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return image
+    raise ValueError(f"expected an H×W×3 BGR image (or H×W gray, H×W×4 BGRA), got shape {image.shape}")
 
 
 def as_box(row: np.ndarray) -> Box:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgemask.core.pipeline import Face
+from edgemask.core import pipeline
 from edgemask.labels import LABELS, label_index
 
 
@@ -41,13 +41,14 @@ class FrameResult:
         return cls.build(boxes, labels, probs[np.arange(len(labels)), labels], face_scores)
 
     @classmethod
-    def of(cls, answer: FrameResult | list[Face]) -> FrameResult:
-        """A peer's answer as is; the edgemask pipeline's list of faces converted."""
+    def of(cls, answer: FrameResult | pipeline.FrameResult) -> FrameResult:
+        """A peer's answer as is; the edgemask pipeline's faces converted."""
         if isinstance(answer, FrameResult):
             return answer
+        faces = answer.faces
         return cls.build(
-            [f.box for f in answer],
-            [label_index(f.label) for f in answer],
-            [f.score for f in answer],
-            [f.face_score for f in answer],
+            [f.box for f in faces],
+            [label_index(f.label) for f in faces],
+            [f.score for f in faces],
+            [f.face_score for f in faces],
         )

@@ -24,6 +24,7 @@ from edgemask.core.detectors import default_passes
 from edgemask.core.formats import DETECTORS, FORMATS, MODELS, Variant
 from edgemask.core.ops.boxes import crop, face_crop_boxes
 from edgemask.core.ops.image import classifier_input
+from edgemask.evaluation.frame_result import FrameResult
 from edgemask.evaluation.machine import proc_status_mb
 from edgemask.evaluation.report import num, table, verdict
 from edgemask.evaluation.timing import round_robin, stats_ms
@@ -204,7 +205,7 @@ def time_end_to_end(
     samples: dict[str, list[float]] = {name: [] for name in systems}
     faces = {}
     for name, infer in systems.items():
-        faces[name] = float(np.mean([len(infer(f)) for f in frames]))
+        faces[name] = float(np.mean([len(FrameResult.of(infer(f))) for f in frames]))
     for rep in tqdm(range(reps), desc="end to end", leave=False):
         for i, frame in enumerate(frames):
             tasks = {name: partial(infer, frame) for name, infer in systems.items()}

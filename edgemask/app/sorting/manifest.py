@@ -1,10 +1,13 @@
-"""The original recipe's batch job: crop every face found in a folder of raw images and file it under
-``with_mask/`` or ``without_mask/``, so people can review the crops or train on them.
+"""Where sorted crops go: the output folder of the original recipe's batch job, which files every face
+found in a folder of raw images under ``with_mask/`` or ``without_mask/``, so people can review the crops
+or train on them.
 
 ``manifest.csv`` in the output folder is the record and the resume point: one row per face (source,
 the SHA-256 of its bytes, box, label, scores, crop file), or one row with an empty ``face`` for a source
-without faces. A source is identified by its content: an image is done when the manifest holds its
-digest, under its own path or another one, so
+without faces. ``source`` is the file's absolute path when it was sorted, so ``day1/x.jpg`` and
+``day2/x.jpg`` sorted in two runs stay apart (edgemask < 0.4 recorded the path inside the input).
+A source is identified by its content: an image is done when the manifest holds its digest, under its
+own path or another one, so
 
 - re-running on the same folder skips everything;
 - a new image with an old one's name (``day2/img_001.jpg`` after ``day1/img_001.jpg``) is processed,
@@ -27,15 +30,10 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
-from edgemask.app.outfiles import inside, safe_name, write_image_new
-from edgemask.assets import file_digest
-from edgemask.core.ops.boxes import crop, face_crop_boxes
-from edgemask.core.pipeline import Face
+from edgemask.app.outfiles import inside, write_image_new
+from edgemask.app.sorting.crops import SortedImage
 from edgemask.labels import full_name
 
 try:
@@ -101,14 +99,12 @@ class Manifest:
         return digest in self.digests or source in self.legacy_paths
 
 
-class FaceSorter:
-    """Writes face crops and manifest rows under ``out_dir``. A crop is exactly what the classifier saw
-    (``Face.crop``); faces without one are cropped by the same rule with ``margin``. Holds the folder's
-    lock until :meth:`close`."""
+class SortFolder:
+    """The output folder of a sort: its lock, held until :meth:`close`, and ``manifest.csv``, the record and
+    resume point. The one writer of crops and rows, whichever engine cut them."""
 
-    def __init__(self, out_dir: Path, margin: float = 0.1) -> None:
+    def __init__(self, out_dir: Path) -> None:
         self.out_dir = out_dir
-        self.margin = margin
         self.manifest = out_dir / MANIFEST
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -122,40 +118,37 @@ class FaceSorter:
             self.lock.release()
             raise SortError(f"{self.manifest}: cannot read or update it ({e})") from e
         self.crops_written = 0
-        self._digests: dict[str, str] = {}
 
-    def is_done(self, path: Path, source: str) -> bool:
-        """Whether the file at ``path`` (``source`` in the manifest) is sorted already; remembers its
-        digest for :meth:`add`. A file that cannot be read is not done (reading it reports why)."""
-        try:
-            digest = file_digest(path)
-        except OSError:
-            return False
-        self._digests[source] = digest
-        return self.done.is_done(source, digest)
+    def is_done(self, digest: str, key: str = "") -> bool:
+        """Whether the image with these bytes (``key``: its path inside the input, for manifests from
+        before digests) is sorted already."""
+        return self.done.is_done(key, digest)
 
-    def crop_path(self, source: str, label: str, k: int) -> Path:
-        folder = self.out_dir / full_name(label)
-        folder.mkdir(exist_ok=True)
-        return inside(folder, f"{safe_name(str(Path(source).with_suffix('')))}_face{k}.jpg")
-
-    def add(self, source: str, image: np.ndarray, faces: Sequence[Face]) -> list[Path]:
-        """Save the crops of one source, then record it as done. Returns the crop files written."""
-        digest = self._digests.pop(source, "")
-        h, w = image.shape[:2]
+    def record(self, image: SortedImage) -> list[Path]:
+        """Save the crops of one image, then its rows. Returns the crop files written."""
         rows, written = [], []
-        for k, face in enumerate(faces):
-            box = face.crop if face.crop is not None else face_crop_boxes(face.box, self.margin, w, h)[0]
-            path = write_image_new(self.crop_path(source, face.label, k), crop(image, box))
+        for face in image.faces:
+            folder = self.out_dir / full_name(face.label)
+            folder.mkdir(exist_ok=True)
+            path = write_image_new(inside(folder, face.name), face.pixels)
             written.append(path)
             rel = path.relative_to(self.out_dir).as_posix()
             rows.append(
-                [source, digest, k, *face.box, face.label, f"{face.score:.4f}", f"{face.face_score:.4f}", rel]
+                [
+                    image.source,
+                    image.digest,
+                    face.index,
+                    *face.box,
+                    face.label,
+                    f"{face.score:.4f}",
+                    f"{face.face_score:.4f}",
+                    rel,
+                ]
             )
         if not rows:
-            rows.append([source, digest, "", "", "", "", "", "", "", "", ""])
+            rows.append([image.source, image.digest, "", "", "", "", "", "", "", "", ""])
         self._append(rows)
-        self.done.add(source, digest)
+        self.done.add(image.key, image.digest)
         self.crops_written += len(written)
         return written
 
