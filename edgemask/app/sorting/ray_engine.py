@@ -56,6 +56,7 @@ from edgemask.app.sources import (
     ImageFiles,
     decode,
     is_image_name,
+    is_live,
 )
 from edgemask.argtypes import at_least, host_port
 from edgemask.core.pipeline import FramePipeline, FrameResult
@@ -119,8 +120,8 @@ def check_engine_options(args: argparse.Namespace) -> None:
             if value is not None:
                 raise EngineError(f"{flag} needs --engine ray")
         return
-    if args.camera is not None:
-        raise EngineError("--engine ray sorts a folder of images; a camera is a live source, not a batch")
+    if args.camera is not None or is_live(args.source):
+        raise EngineError("--engine ray sorts a folder of images; a camera or a stream is live, not a batch")
     if args.sort_into is None:
         raise EngineError("--engine ray runs the --sort-into batch job; add --sort-into DIR")
     used = [
