@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import math
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -64,7 +65,9 @@ from edgemask.extras import missing_extra
 
 ENGINES = ("local", "ray")
 BATCH_SIZE = 4
-"""Images per call of a worker: enough to amortize Ray's per-batch cost, few enough to spread 2 workers."""
+"""Images per block and per call of a worker: enough to amortize Ray's cost per task, few enough that
+results stream back to the writer (and the bar) as they are made, and that a killed worker's retry
+repeats little. Ray Data hands a block's results on only when the whole block is done."""
 LIVE_OUTPUTS = ("json", "save", "show", "serve", "max_frames")
 
 
@@ -341,7 +344,13 @@ def stream_outcomes(
     context = DataContext.get_current()
     context.enable_progress_bars = False
     context.execution_options.preserve_order = True
-    dataset = ray.data.read_binary_files(paths, include_paths=True, num_cpus=0, ignore_missing_paths=True)
+    dataset = ray.data.read_binary_files(
+        paths,
+        include_paths=True,
+        num_cpus=0,
+        ignore_missing_paths=True,
+        override_num_blocks=math.ceil(len(paths) / BATCH_SIZE),
+    )
     dataset = dataset.map_batches(
         SortWorker,
         fn_constructor_kwargs={
