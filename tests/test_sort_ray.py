@@ -1,6 +1,8 @@
-"""--sort-into --engine ray: the same crops and rows as the local engine on a Ray cluster started here, a
-killed worker losing and duplicating nothing, an interrupted driver resumed, a busy folder refused, an
-unreachable cluster and unusable options reported in one line."""
+"""--sort-into --engine ray: the same crops and rows as the local engine on a Ray cluster started here (and
+on a local cluster of the run's own), a killed worker losing and duplicating nothing, an interrupted
+driver resumed, a busy folder refused, an unreachable cluster and unusable options reported in one line.
+On a stand-in cluster (one worker in this process): a cluster lost mid-run, Ctrl-C, too many workers, and
+a manifest that cannot be written."""
 
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,8 +28,10 @@ from test_no_tensorflow import run_blocked
 from test_sources import write_bad_and_odd_images
 
 from edgemask.app.cli import main
-from edgemask.app.sorting.cluster import probe
-from edgemask.app.sorting.manifest import MANIFEST, SortFolder
+from edgemask.app.sorting import ray_engine
+from edgemask.app.sorting.cluster import Cluster, import_ray, probe, ray_problem
+from edgemask.app.sorting.manifest import MANIFEST, SortError, SortFolder
+from edgemask.app.sorting.ray_engine import SortOutcome, SortWorker
 
 if importlib.util.find_spec("ray") is None:  # looked up, not imported: the engine imports it once it set
     if os.environ.get("CI") == "true":  # Ray's authentication mode, which Ray reads on import
@@ -277,8 +282,14 @@ def test_a_second_run_into_a_busy_folder_is_refused_before_ray_starts(folder: Pa
     assert not (out / MANIFEST).exists()
 
 
+def captured_logs() -> set[Path]:
+    """The files that hold Ray's output while a run keeps it off the terminal."""
+    return set(Path(tempfile.gettempdir()).glob("edgemask-ray-*.log"))
+
+
 def test_an_unreachable_cluster_is_one_line_within_30_s(folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "sorted"
+    logs = captured_logs()
     started = time.monotonic()
     code, lines = run_cli(
         [
@@ -296,6 +307,7 @@ def test_an_unreachable_cluster_is_one_line_within_30_s(folder: Path, tmp_path: 
     assert time.monotonic() - started < 30
     assert len(lines) == 1 and "cannot reach a Ray cluster" in lines[0], lines
     assert not (out / MANIFEST).exists()
+    assert captured_logs() == logs  # the capture of Ray's output is not left behind
 
 
 @pytest.mark.parametrize(
@@ -331,3 +343,140 @@ def test_without_ray_the_engine_names_the_extra(tmp_path: Path, folder: Path) ->
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "pip install 'edgemask[distributed]'" in lines[0], lines
     assert not (tmp_path / "out").exists()
+
+
+@contextmanager
+def stand_in_cluster(address: object, workers: object, verbose: object) -> Iterator[Cluster]:
+    """A cluster of 2 CPUs that Ray is not asked for: the driver's side of the engine, fast."""
+    yield Cluster("a stand-in cluster", 2, None, 0.0)
+
+
+def node_died() -> BaseException:
+    return import_ray().exceptions.NodeDiedError("node 10.0.0.7 died")
+
+
+def in_process(
+    fail_after: int | None = None, failure: Callable[[], BaseException] = node_died
+) -> Callable[..., Iterator[SortOutcome]]:
+    """:func:`~edgemask.app.sorting.ray_engine.stream_outcomes` with one :class:`SortWorker` in this
+    process; after ``fail_after`` outcomes it raises ``failure()`` (by default a node lost, as Ray
+    reports it)."""
+
+    def stream(
+        paths: list[str], root: Path, folder: SortFolder, run: ray_engine.RayRun, workers: int
+    ) -> Iterator[SortOutcome]:
+        worker = SortWorker(
+            run.make_pipeline, os.path.abspath(root), frozenset(folder.done.digests), run.margin
+        )
+        for index, path in enumerate(paths):
+            if index == fail_after:
+                raise failure()
+            yield worker.sort(path, Path(path).read_bytes())
+
+    return stream
+
+
+def test_a_cluster_lost_mid_run_keeps_what_was_filed_and_a_rerun_completes_it(
+    folder: Path, reference: tuple[Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local, _ = reference
+    out = tmp_path / "sorted"
+    argv = ["--source", str(folder), "--sort-into", str(out), "--engine", "ray"]
+    monkeypatch.setattr(ray_engine, "ray_cluster", stand_in_cluster)
+    monkeypatch.setattr(ray_engine, "stream_outcomes", in_process(fail_after=5))
+    code, lines = run_cli(argv)
+    assert code == 1, lines
+    assert any("Ray stopped the run: node 10.0.0.7 died" in line for line in lines), lines
+    assert not any("Traceback" in line for line in lines), lines
+    assert 0 < data_rows(out) < len(manifest_rows(local))
+    monkeypatch.setattr(ray_engine, "stream_outcomes", in_process())
+    code, lines = run_cli(argv)
+    assert code == 0, lines
+    assert manifest_rows(out) == manifest_rows(local)
+    assert crops(out) == crops(local)
+
+
+def test_ctrl_c_while_ray_runs_ends_the_run_as_a_stop(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "sorted"
+    monkeypatch.setattr(ray_engine, "ray_cluster", stand_in_cluster)
+    monkeypatch.setattr(ray_engine, "stream_outcomes", in_process(fail_after=3, failure=KeyboardInterrupt))
+    code, lines = run_cli(["--source", str(folder), "--sort-into", str(out), "--engine", "ray"])
+    assert code == 0, lines
+    assert "edgemask-run: stopped by the user; outputs are complete" in lines, lines
+    assert data_rows(out) >= 3
+
+
+def test_more_workers_than_the_cluster_has_cpus_is_one_line(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ray_engine, "ray_cluster", stand_in_cluster)
+    monkeypatch.setattr(ray_engine, "stream_outcomes", in_process())
+    logs = captured_logs()
+    out = tmp_path / "sorted"
+    code, lines = run_cli(
+        ["--source", str(folder), "--sort-into", str(out), "--engine", "ray", "--workers", "3"]
+    )
+    assert code == 2
+    assert lines == ["edgemask-run: error: --workers 3: a stand-in cluster has 2 CPUs"], lines
+    assert not (out / MANIFEST).exists()
+    assert captured_logs() == logs
+
+
+def test_a_manifest_that_cannot_be_written_is_edgemask_s_error_not_ray_s(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = SortFolder.record
+    calls = []
+
+    def full_disk(self: SortFolder, image: object) -> None:
+        calls.append(image)
+        if len(calls) == 3:
+            raise SortError(f"{self.manifest}: cannot read or update it (No space left on device)")
+        record(self, image)
+
+    monkeypatch.setattr(ray_engine, "ray_cluster", stand_in_cluster)
+    monkeypatch.setattr(ray_engine, "stream_outcomes", in_process())
+    monkeypatch.setattr(SortFolder, "record", full_disk)
+    code, lines = run_cli(["--source", str(folder), "--sort-into", str(tmp_path / "out"), "--engine", "ray"])
+    assert code == 2
+    assert len(lines) == 1 and "No space left on device" in lines[0], lines
+
+
+def test_ray_problem_is_the_line_that_names_the_error() -> None:
+    remote = (
+        "The actor died because of an error raised in its creation task, \x1b[36mray::MapWorker("
+        "MapBatches(SortWorker)).__init__()\x1b[39m (pid=10680, ip=192.0.2.2)\n"
+        '  File "/site-packages/ray/data/_internal/execution/util.py", line 115, in __init__\n'
+        "    super().__init__(*args, **kwargs)\n"
+        "FileNotFoundError: /models/mask_classifier.tflite: no such file\n"
+    )
+    assert (
+        ray_problem(RuntimeError(remote)) == "FileNotFoundError: /models/mask_classifier.tflite: no such file"
+    )
+    assert ray_problem(RuntimeError("node 10.0.0.7 died\nmore detail")) == "node 10.0.0.7 died"
+    assert ray_problem(RuntimeError("")) == "RuntimeError"
+
+
+@pytest.mark.slow
+def test_without_an_address_a_local_cluster_runs_the_sort_and_is_gone_after(
+    scenes_dir: Path, tmp_path: Path
+) -> None:
+    small = tmp_path / "small"
+    small.mkdir()
+    for scene in sorted((scenes_dir / "images").iterdir())[:3]:
+        (small / scene.name).symlink_to(scene)
+    code, local_lines = run_cli(["--source", str(small), "--sort-into", str(tmp_path / "local")])
+    assert code == 0, local_lines
+    out = tmp_path / "ray"
+    code, lines = run_cli(
+        ["--source", str(small), "--sort-into", str(out), "--engine", "ray", "--workers", "1"]
+    )
+    assert code == 0, lines
+    assert manifest_rows(out) == manifest_rows(tmp_path / "local")
+    assert crops(out) == crops(tmp_path / "local")
+    assert any("1 Ray worker on a local Ray cluster" in line for line in lines), lines
+    progress = "img"  # the bar's pieces (split at its carriage returns)
+    assert all(line.startswith("edgemask-run:") or progress in line for line in lines if line.strip()), lines
+    assert not import_ray().is_initialized()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import socket
 import sys
@@ -29,6 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any, TextIO
 
 PROBE_TIMEOUT = 5.0
@@ -37,6 +39,7 @@ JOIN_TIMEOUT = 20.0
 """Seconds ``ray.init`` may take after the probe; the two stay under the 30 s an answer may take."""
 DRIVER_LOG = "edgemask-run.log"
 STDERR_FD = 2
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class ClusterError(Exception):
@@ -65,15 +68,43 @@ def probe(host: str, port: int, timeout: float = PROBE_TIMEOUT) -> str | None:
         return e.strerror or str(e)
 
 
-def join_problem(error: BaseException) -> str:
-    """One line for what ``ray.init`` raised while joining."""
-    text = str(error)
+def ray_problem(error: BaseException) -> str:
+    """One line for what Ray raised (starting, joining, or running a job). A worker's failure comes with
+    its remote traceback, colored: the line that counts is the traceback's last, the error itself."""
+    text = ANSI_ESCAPE.sub("", str(error))
     if "InvalidAuthToken" in text or "AuthenticationError" in type(error).__name__:
         return (
             "the cluster refused this machine's token (Ray reads it from RAY_AUTH_TOKEN, "
             "RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token)"
         )
-    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    if any(line.startswith('File "') for line in lines):
+        return lines[-1]
+    return lines[0]
+
+
+def import_ray() -> ModuleType:
+    """Ray, imported with token authentication asked for and usage reports off: Ray reads both once, on
+    import, and a local cluster's processes inherit them (set later, they would want a token this process
+    never sends)."""
+    if "ray" not in sys.modules:
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+
+    return ray
+
+
+def ray_failures() -> tuple[type[Exception], ...]:
+    """What Ray raises when a job fails mid-run (a node or the actors lost, workers that cannot load the
+    models, no progress), as against an error of edgemask's own."""
+    import_ray()
+    from ray.data.exceptions import ExecutionTimeoutError, SystemException
+    from ray.exceptions import RayError
+
+    return (RayError, SystemException, ExecutionTimeoutError)
 
 
 def init_with_deadline(deadline: float, **init_args: Any) -> Any:
@@ -103,11 +134,7 @@ def init_with_deadline(deadline: float, **init_args: Any) -> Any:
 def ray_cluster(address: tuple[str, int] | None, workers: int | None, verbose: bool) -> Iterator[Cluster]:
     """A local cluster of ``workers`` CPUs for the run (shut down at the end), or the cluster at
     ``address`` (left running)."""
-    if "ray" not in sys.modules:  # Ray reads these once, on import: set later, a local cluster's processes
-        os.environ.setdefault("RAY_AUTH_MODE", "token")  # would want a token this process never sends
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    import ray
-
+    ray = import_ray()
     quiet = {"log_to_driver": verbose, "logging_level": logging.INFO if verbose else logging.ERROR}
     started = time.perf_counter()
     if address is None:
@@ -116,7 +143,7 @@ def ray_cluster(address: tuple[str, int] | None, workers: int | None, verbose: b
                 address="local", num_cpus=workers or os.cpu_count(), include_dashboard=False, **quiet
             )
         except Exception as e:  # whatever Ray raised, the user gets one line
-            raise ClusterError(f"cannot start a local Ray cluster ({join_problem(e)})") from e
+            raise ClusterError(f"cannot start a local Ray cluster ({ray_problem(e)})") from e
         where = "a local Ray cluster"
     else:
         host, port = address
@@ -126,7 +153,7 @@ def ray_cluster(address: tuple[str, int] | None, workers: int | None, verbose: b
             context = init_with_deadline(JOIN_TIMEOUT, address=f"{host}:{port}", **quiet)
         except Exception as e:  # whatever Ray raised, the user gets one line
             raise ClusterError(
-                f"--ray-address {host}:{port}: cannot join the Ray cluster ({join_problem(e)})"
+                f"--ray-address {host}:{port}: cannot join the Ray cluster ({ray_problem(e)})"
             ) from e
         where = f"the Ray cluster at {host}:{port}"
     try:

@@ -44,9 +44,17 @@ from typing import TextIO
 import numpy as np
 from tqdm import tqdm
 
-from edgemask.app.runner import EXIT_USAGE, Console, RunStats, StopRequest, exit_code, summarize
+from edgemask.app.runner import EXIT_FAILED, EXIT_USAGE, Console, RunStats, StopRequest, exit_code, summarize
 from edgemask.app.sinks import BaseSink
-from edgemask.app.sorting.cluster import ClusterError, file_log, ray_cluster, ray_output_aside
+from edgemask.app.sorting.cluster import (
+    Cluster,
+    ClusterError,
+    file_log,
+    ray_cluster,
+    ray_failures,
+    ray_output_aside,
+    ray_problem,
+)
 from edgemask.app.sorting.crops import SortedImage, crop_rows
 from edgemask.app.sorting.manifest import SortFolder
 from edgemask.app.sources import (
@@ -273,15 +281,16 @@ def sort_on_ray(source: ImageFiles, out_dir: Path, run: RayRun, console: Console
         work = plan(source, folder)
         for name, reason in work.settled:
             stats.tally.skip(name, reason)
+        failed = None
         with StopRequest().installed() as stop:
             if work.to_read:
-                code = run_cluster(work, source, folder, run, console, stats, counts, report, stop)
-                if code is not None:
-                    return code
-            stats.stopped_by_user = stop.requested
+                failed = run_cluster(work, source, folder, run, console, stats, counts, report, stop)
+                if failed == EXIT_USAGE:
+                    return failed
+            stats.stopped_by_user = stats.stopped_by_user or stop.requested
     finally:
         folder.close()
-    code = exit_code(stats, source)
+    code = failed or exit_code(stats, source)
     if not run.quiet or code:
         for line in summarize(stats, source, counts, [report]):
             console.say(line)
@@ -299,39 +308,71 @@ def run_cluster(
     report: ClusterSummary,
     stop: StopRequest,
 ) -> int | None:
-    """Start or join the cluster, stream the files to read through the workers and file the outcomes;
-    returns an exit code when the cluster could not be had (None otherwise)."""
+    """Start or join the cluster and sort on it. Returns :data:`EXIT_USAGE` when the cluster could not be
+    had (reported), :data:`EXIT_FAILED` when it failed mid-run (in the summary), None otherwise."""
     cluster = None
+    code = None
     with ray_output_aside(run.verbose) as (terminal, log):
         shown = TerminalConsole(run.quiet, terminal)
         try:
             with ray_cluster(run.address, run.workers, run.verbose) as cluster:
-                workers = run.workers or max(1, cluster.cpus)
-                outcomes = stream_outcomes(work.to_read, source.root, folder, run, workers)
-                bar = tqdm(
-                    total=len(source.paths),
-                    initial=len(work.settled),
-                    unit="img",
-                    file=terminal,
-                    disable=True if run.quiet else None,
-                )
-                asked = time.perf_counter()
-                with bar:
-                    file_outcomes(outcomes, work.names, folder, shown, stats, counts, bar, stop)
                 report.lines.append(
-                    f"{workers} Ray worker{'s' if workers != 1 else ''} on {cluster.description}; start-up "
-                    f"{cluster.startup_s:.1f} s for the cluster, {max(0.0, stats.started - asked):.1f} s to "
-                    "the first image (workers loading the models), not in the speed"
+                    sort_batch(work, source, folder, run, cluster, shown, stats, counts, stop)
                 )
         except ClusterError as e:
             shown.say(f"error: {e}")
-            return EXIT_USAGE
+            code = EXIT_USAGE
         except KeyboardInterrupt:
             stats.stopped_by_user = True
+        except Exception as e:
+            if not isinstance(e, ray_failures()):
+                raise  # edgemask's own (a manifest that cannot be written): reported as locally
+            report.lines.append(
+                f"Ray stopped the run: {ray_problem(e)}; what was filed stays, a re-run goes on"
+            )
+            code = EXIT_FAILED
+    if code == EXIT_USAGE:  # the one line says it all; what Ray said on the way is in --verbose
+        if log is not None:
+            log.unlink(missing_ok=True)
+        return code
     where = file_log(log, cluster.logs_dir if cluster else None)
     if where is not None:
         report.lines.append(f"Ray's messages: {where}")
-    return None
+    return code
+
+
+def sort_batch(
+    work: Plan,
+    source: ImageFiles,
+    folder: SortFolder,
+    run: RayRun,
+    cluster: Cluster,
+    console: TerminalConsole,
+    stats: RunStats,
+    counts: PipelineCounts,
+    stop: StopRequest,
+) -> str:
+    """The files to read through ``cluster``'s workers, each outcome filed as it arrives, under one
+    progress bar; returns the summary's line about the cluster."""
+    workers = run.workers or max(1, cluster.cpus)
+    if workers > cluster.cpus:  # an actor pool larger than the cluster would wait for CPUs for ever
+        raise ClusterError(f"--workers {workers}: {cluster.description} has {cluster.cpus} CPUs")
+    outcomes = stream_outcomes(work.to_read, source.root, folder, run, workers)
+    bar = tqdm(
+        total=len(source.paths),
+        initial=len(work.settled),
+        unit="img",
+        file=console.terminal,
+        disable=True if run.quiet else None,
+    )
+    asked = time.perf_counter()
+    with bar:
+        file_outcomes(outcomes, work.names, folder, console, stats, counts, bar, stop)
+    return (
+        f"{workers} Ray worker{'s' if workers != 1 else ''} on {cluster.description}; start-up "
+        f"{cluster.startup_s:.1f} s for the cluster, {max(0.0, stats.started - asked):.1f} s to the first "
+        "image (workers loading the models), not in the speed"
+    )
 
 
 def stream_outcomes(
