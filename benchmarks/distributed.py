@@ -4,10 +4,14 @@ same images (default: the first 400 of scenes_dev), start-up measured apart.
 Each arm runs in a fresh process, one after the other, into an empty output folder of its own: the local
 engine through the frame loop and its sort sink, Ray through the engine's own pieces (a local cluster of
 N CPUs, the Ray Data pipeline, the driver filing every outcome). An arm's start-up is the time from its
-start to its first filed image (models loaded; for Ray also the cluster and its workers); its speed is
-the images after the first over the time after the first, so start-up stays out of it.
+start to its first filed image (models loaded; for Ray also the cluster, whose share is shown apart, and
+its workers loading the models); its speed is the images after the first over the time after the first,
+so start-up stays out of it. Under Ray the driver files (encodes and writes) while a worker computes: with
+1 worker the job still uses two processes.
 Targets: Ray with 2 workers >= 1.6x the local engine's images per second; Ray with 1 worker at most 10 %
 more time per image than the local engine; the three output folders identical (rows and crop bytes).
+Last, for the scaling model, the milliseconds of each step of one image (read, hash, decode, detect,
+classify, the pipeline's rest, crop, write) and where it runs under Ray, one image at a time.
 
 ``python benchmarks/distributed.py --help``; ``--quick`` runs 20 images. Run it on a quiet machine: the
 figures are only comparable side by side within one run.
@@ -35,11 +39,12 @@ from edgemask.app.cli import load_pipeline
 from edgemask.app.runner import Console, RunStats, StopRequest, process
 from edgemask.app.sinks import BaseSink, Processed
 from edgemask.app.sorting.cluster import ray_cluster, ray_output_aside
+from edgemask.app.sorting.crops import crop_rows
 from edgemask.app.sorting.local import SortSink
 from edgemask.app.sorting.manifest import MANIFEST, SortFolder
 from edgemask.app.sorting.ray_engine import PipelineCounts, RayRun, plan, stream_outcomes
 from edgemask.app.sorting.ray_engine import file_outcomes as file_ray_outcomes
-from edgemask.app.sources import ImageFiles, list_files
+from edgemask.app.sources import ImageFiles, decode, list_files
 from edgemask.argtypes import at_least
 from edgemask.evaluation.machine import describe, header_markdown
 from edgemask.evaluation.report import table, verdict, write_json
@@ -57,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=at_least(2), default=400, help="the first N images of the source")
     p.add_argument("--quick", action="store_true", help="20 images")
     p.add_argument("--json-out", type=Path, help="write every number as JSON")
-    p.add_argument("--arm", choices=("local", "ray"), help=argparse.SUPPRESS)
+    p.add_argument("--arm", choices=("local", "ray", "stages"), help=argparse.SUPPRESS)
     p.add_argument("--workers", type=at_least(1), default=1, help=argparse.SUPPRESS)
     p.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -90,8 +95,9 @@ def local_arm(folder: Path, out: Path) -> list[float]:
     return arrivals.times
 
 
-def ray_arm(folder: Path, out: Path, workers: int) -> list[float]:
-    """The Ray engine on a local cluster of ``workers`` CPUs; the filing times."""
+def ray_arm(folder: Path, out: Path, workers: int) -> tuple[list[float], float]:
+    """The Ray engine on a local cluster of ``workers`` CPUs; the filing times, and the seconds the
+    cluster took to start (the rest of the start-up is the workers loading the models)."""
     args = pipeline_args(folder, out)
     margin = load_pipeline(args).margin
     run = RayRun(partial(load_pipeline, args), margin, workers)
@@ -101,11 +107,14 @@ def ray_arm(folder: Path, out: Path, workers: int) -> list[float]:
     times: list[float] = []
 
     def timed(outcomes: Iterator) -> Iterator:
+        """Each image's filing time, as the local arm's: taken when the driver asks for the next outcome,
+        so after it filed this one; skip records are not images filed."""
         for outcome in outcomes:
-            times.append(time.perf_counter())
             yield outcome
+            if outcome.image is not None:
+                times.append(time.perf_counter())
 
-    with ray_output_aside(False), ray_cluster(None, workers, False):
+    with ray_output_aside(False), ray_cluster(None, workers, False) as cluster:
         outcomes = timed(stream_outcomes(work.to_read, source.root, sort_folder, run, workers))
         stats, counts = RunStats(), PipelineCounts(margin)
         with tqdm(disable=True) as bar:
@@ -113,18 +122,67 @@ def ray_arm(folder: Path, out: Path, workers: int) -> list[float]:
                 outcomes, work.names, sort_folder, Console(True), stats, counts, bar, StopRequest()
             )
     sort_folder.close()
-    return times
+    return times, cluster.startup_s
+
+
+STAGES = ("read", "hash", "decode", "detect", "classify", "pipeline, rest", "crop", "write")
+
+
+def stage_costs(folder: Path, out: Path) -> dict[str, float]:
+    """Milliseconds per image of each step of the sort, one image at a time in one thread, for the scaling
+    model: read the bytes, hash them, decode, detect, classify, the pipeline's glue around the two models
+    (resizing, crops for the classifier), cut the crops, write crops and rows. The first image (warm-up)
+    is left out, as in the arms' speed."""
+    pipeline = load_pipeline(pipeline_args(folder, out))
+    sort_folder = SortFolder(out)
+    totals = dict.fromkeys(STAGES, 0.0)
+    paths = list_files(folder)
+    for index, path in enumerate(paths):
+        t0 = time.perf_counter()
+        data = path.read_bytes()
+        t1 = time.perf_counter()
+        digest = hashlib.sha256(data).hexdigest()
+        t2 = time.perf_counter()
+        image, _ = decode(data, path)
+        t3 = time.perf_counter()
+        result = pipeline.infer(image)
+        t4 = time.perf_counter()
+        cut = crop_rows(str(path.absolute()), path.name, digest, image, result.faces, pipeline.margin)
+        t5 = time.perf_counter()
+        sort_folder.record(cut)
+        t6 = time.perf_counter()
+        if index == 0:
+            continue
+        timings = result.timings
+        steps = {
+            "read": (t1 - t0) * 1e3,
+            "hash": (t2 - t1) * 1e3,
+            "decode": (t3 - t2) * 1e3,
+            "detect": timings.detect,
+            "classify": timings.classify,
+            "pipeline, rest": max(0.0, (t4 - t3) * 1e3 - timings.detect - timings.classify),
+            "crop": (t5 - t4) * 1e3,
+            "write": (t6 - t5) * 1e3,
+        }
+        for stage, ms in steps.items():
+            totals[stage] += ms
+    sort_folder.close()
+    return {stage: ms / (len(paths) - 1) for stage, ms in totals.items()}
 
 
 def child(args: argparse.Namespace) -> int:
     """One arm in this fresh process: prints its start-up and speed as JSON."""
     started = time.perf_counter()
+    if args.arm == "stages":
+        print(json.dumps(stage_costs(args.folder, args.out)))
+        return 0
     if args.arm == "local":
-        times = local_arm(args.folder, args.out)
+        times, cluster_s = local_arm(args.folder, args.out), 0.0
     else:
-        times = ray_arm(args.folder, args.out, args.workers)
+        times, cluster_s = ray_arm(args.folder, args.out, args.workers)
     steady = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else float("nan")
-    print(json.dumps({"images": len(times), "startup_s": times[0] - started, "images_per_s": steady}))
+    record = {"images": len(times), "startup_s": times[0] - started, "cluster_s": cluster_s}
+    print(json.dumps({**record, "images_per_s": steady}))
     return 0
 
 
@@ -155,6 +213,7 @@ def report(info: dict, images: int, results: dict[str, dict], identical: bool) -
             label,
             f"{r['images']}",
             f"{r['startup_s']:.1f}",
+            f"{r['cluster_s']:.1f}",
             f"{r['images_per_s']:.2f}",
             f"{1e3 / r['images_per_s']:.0f}",
         ]
@@ -165,13 +224,40 @@ def report(info: dict, images: int, results: dict[str, dict], identical: bool) -
         "",
         f"--sort-into on {images} images (scenes_dev), each arm a fresh process into an empty folder",
         "",
-        *table(["engine", "images", "start-up s", "images/s after the first", "ms per image"], rows),
+        *table(
+            [
+                "engine",
+                "images",
+                "start-up s",
+                "of it the cluster s",
+                "images/s after the first",
+                "ms per image",
+            ],
+            rows,
+        ),
         "",
         f"{verdict(speedup >= SPEEDUP_TARGET)} Ray with 2 workers: {speedup:.2f}x the local engine's "
         f"throughput (target >= {SPEEDUP_TARGET}x)",
         f"{verdict(overhead <= OVERHEAD_TARGET)} Ray with 1 worker: {overhead:+.1%} time per image against "
         f"the local engine (target <= +{OVERHEAD_TARGET:.0%})",
         f"{verdict(identical)} the three output folders are identical (manifest rows and crop bytes)",
+    ]
+
+
+RUNS_ON = {"read": "Ray read task", "write": "driver (the one writer)"}
+"""Where each step runs under --engine ray; every other step runs in a worker."""
+
+
+def stage_table(stages: dict[str, float]) -> list[str]:
+    total = sum(stages.values())
+    rows = [
+        [stage, RUNS_ON.get(stage, "worker"), f"{ms:.2f}", f"{ms / total:.0%}"]
+        for stage, ms in stages.items()
+    ]
+    return [
+        "Where an image's time goes (one thread, one at a time; write: crops JPEG-encoded, rows fsynced)",
+        "",
+        *table(["step", "runs on", "ms per image", "share"], [*rows, ["total", "", f"{total:.1f}", "100%"]]),
     ]
 
 
@@ -193,10 +279,12 @@ def main(argv: list[str] | None = None) -> int:
             results[label] = run_arm(kind, workers, folder, out)
             prints.append(fingerprint(out))
         identical = all(p == prints[0] for p in prints)
-    lines = report(info, count, results, identical)
+        stages = run_arm("stages", 1, folder, Path(tmp, "stages"))
+    lines = [*report(info, count, results, identical), "", *stage_table(stages)]
     print("\n".join(lines))
     if args.json_out:
-        write_json(args.json_out, {"machine": info, "images": count, "arms": results, "identical": identical})
+        record = {"machine": info, "images": count, "arms": results, "identical": identical, "stages": stages}
+        write_json(args.json_out, record)
     return 0
 
 
