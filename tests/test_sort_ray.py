@@ -460,7 +460,7 @@ def test_ray_problem_is_the_line_that_names_the_error() -> None:
 
 
 @pytest.mark.slow
-def test_without_an_address_a_local_cluster_runs_the_sort_and_is_gone_after(
+def test_without_an_address_a_local_cluster_runs_the_sort_at_the_driver_s_priority_and_is_gone_after(
     scenes_dir: Path, tmp_path: Path
 ) -> None:
     small = tmp_path / "small"
@@ -470,9 +470,29 @@ def test_without_an_address_a_local_cluster_runs_the_sort_and_is_gone_after(
     code, local_lines = run_cli(["--source", str(small), "--sort-into", str(tmp_path / "local")])
     assert code == 0, local_lines
     out = tmp_path / "ray"
-    code, lines = run_cli(
-        ["--source", str(small), "--sort-into", str(out), "--engine", "ray", "--workers", "1"]
-    )
+    niceness: set[int] = set()
+    running = threading.Event()
+    running.set()
+
+    def watch() -> None:
+        while running.is_set():
+            for pid in sort_workers():
+                try:
+                    niceness.add(os.getpriority(os.PRIO_PROCESS, pid))
+                except OSError:
+                    continue
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        code, lines = run_cli(
+            ["--source", str(small), "--sort-into", str(out), "--engine", "ray", "--workers", "1"]
+        )
+    finally:
+        running.clear()
+        watcher.join()
+    assert niceness == {os.getpriority(os.PRIO_PROCESS, 0)}  # the workers at the driver's priority
     assert code == 0, lines
     assert manifest_rows(out) == manifest_rows(tmp_path / "local")
     assert crops(out) == crops(tmp_path / "local")

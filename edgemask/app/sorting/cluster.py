@@ -9,6 +9,7 @@ Ray's own chatter kept out of the terminal.
   ``ray.init`` runs against a deadline: a wrong address is one line (exit 2) within 30 s, not a hang.
 - Token authentication is asked for (``RAY_AUTH_MODE=token`` unless the user set it): clusters that Ray
   2.60 starts want the token, and a client that does not send it is refused only after 20 s of retries.
+- A local cluster's workers run at the driver's priority (Ray's default puts them 15 nicer).
 - Ray writes from C++ straight to file descriptor 2, and from Python through handlers bound to
   ``sys.stderr`` when it is imported: while Ray runs, fd 2 points at a log file and edgemask writes its
   bar and messages to a duplicate of the terminal. The file ends up in the session's log folder beside
@@ -37,6 +38,11 @@ PROBE_TIMEOUT = 5.0
 """Seconds a TCP connect to the cluster's address may take."""
 JOIN_TIMEOUT = 20.0
 """Seconds ``ray.init`` may take after the probe; the two stay under the 30 s an answer may take."""
+WORKER_NICENESS = "RAY_worker_niceness"
+"""Ray starts its workers 15 nicer than the raylet, so that they never starve the driver; in a sort the
+workers are the work, and at +15 any other load on the machine starves them (measured: 2.5x slower per
+image under a training run). A local cluster's workers run at the driver's priority instead, as the
+jobs of ``ray job submit`` do; a joined cluster's workers are its operator's to set."""
 DRIVER_LOG = "edgemask-run.log"
 STDERR_FD = 2
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
@@ -138,6 +144,7 @@ def ray_cluster(address: tuple[str, int] | None, workers: int | None, verbose: b
     quiet = {"log_to_driver": verbose, "logging_level": logging.INFO if verbose else logging.ERROR}
     started = time.perf_counter()
     if address is None:
+        os.environ.setdefault(WORKER_NICENESS, "0")  # read by the raylet this ray.init starts
         try:
             context = ray.init(
                 address="local", num_cpus=workers or os.cpu_count(), include_dashboard=False, **quiet
