@@ -14,7 +14,9 @@ Last, for the scaling model, the milliseconds of each step of one image (read, h
 classify, the pipeline's rest, crop, write) and where it runs under Ray, one image at a time.
 
 ``python benchmarks/distributed.py --help``; ``--quick`` runs 20 images. Run it on a quiet machine: the
-figures are only comparable side by side within one run.
+figures are only comparable side by side within one run. On a busy one, ``--repeat N`` interleaves N
+rounds of the arms and keeps each arm's fastest, so that a burst of other work spoils one round, not the
+comparison.
 """
 
 from __future__ import annotations
@@ -61,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", type=Path, help="images to sort (default: scenes_dev/images)")
     p.add_argument("--images", type=at_least(2), default=400, help="the first N images of the source")
     p.add_argument("--quick", action="store_true", help="20 images")
+    p.add_argument(
+        "--repeat",
+        type=at_least(1),
+        default=1,
+        help="rounds of the arms, interleaved; each arm's fastest round counts, each step's cheapest "
+        "(other work on the machine only ever slows a round down)",
+    )
     p.add_argument("--json-out", type=Path, help="write every number as JSON")
     p.add_argument("--arm", choices=("local", "ray", "stages"), help=argparse.SUPPRESS)
     p.add_argument("--workers", type=at_least(1), default=1, help=argparse.SUPPRESS)
@@ -204,7 +213,7 @@ def fingerprint(out: Path) -> tuple[list[list[str]], dict[str, str]]:
     return rows, crops
 
 
-def report(info: dict, images: int, results: dict[str, dict], identical: bool) -> list[str]:
+def report(info: dict, images: int, repeat: int, results: dict[str, dict], identical: bool) -> list[str]:
     local, one, two = (results[label] for label, _, _ in ARMS)
     speedup = two["images_per_s"] / local["images_per_s"]
     overhead = local["images_per_s"] / one["images_per_s"] - 1
@@ -222,7 +231,8 @@ def report(info: dict, images: int, results: dict[str, dict], identical: bool) -
     return [
         header_markdown(info),
         "",
-        f"--sort-into on {images} images (scenes_dev), each arm a fresh process into an empty folder",
+        f"--sort-into on {images} images (scenes_dev), each arm a fresh process into an empty folder; "
+        f"the best of {repeat} interleaved round{'s' if repeat != 1 else ''}",
         "",
         *table(
             [
@@ -240,7 +250,7 @@ def report(info: dict, images: int, results: dict[str, dict], identical: bool) -
         f"throughput (target >= {SPEEDUP_TARGET}x)",
         f"{verdict(overhead <= OVERHEAD_TARGET)} Ray with 1 worker: {overhead:+.1%} time per image against "
         f"the local engine (target <= +{OVERHEAD_TARGET:.0%})",
-        f"{verdict(identical)} the three output folders are identical (manifest rows and crop bytes)",
+        f"{verdict(identical)} every output folder is identical (manifest rows and crop bytes)",
     ]
 
 
@@ -273,17 +283,23 @@ def main(argv: list[str] | None = None) -> int:
         folder.mkdir()
         for path in sorted(source.iterdir())[:count]:
             (folder / path.name).symlink_to(path.absolute())
-        results, prints = {}, []
-        for label, kind, workers in ARMS:
-            out = Path(tmp, f"{kind}{workers}")
-            results[label] = run_arm(kind, workers, folder, out)
-            prints.append(fingerprint(out))
+        results: dict[str, dict] = {}
+        prints, stage_runs = [], []
+        for round_ in range(args.repeat):
+            for label, kind, workers in ARMS:
+                out = Path(tmp, f"{kind}{workers}-{round_}")
+                result = run_arm(kind, workers, folder, out)
+                if label not in results or result["images_per_s"] > results[label]["images_per_s"]:
+                    results[label] = result
+                prints.append(fingerprint(out))
+            stage_runs.append(run_arm("stages", 1, folder, Path(tmp, f"stages-{round_}")))
         identical = all(p == prints[0] for p in prints)
-        stages = run_arm("stages", 1, folder, Path(tmp, "stages"))
-    lines = [*report(info, count, results, identical), "", *stage_table(stages)]
+        stages = {stage: min(run[stage] for run in stage_runs) for stage in STAGES}
+    lines = [*report(info, count, args.repeat, results, identical), "", *stage_table(stages)]
     print("\n".join(lines))
     if args.json_out:
-        record = {"machine": info, "images": count, "arms": results, "identical": identical, "stages": stages}
+        record = {"machine": info, "images": count, "repeat": args.repeat, "arms": results}
+        record |= {"identical": identical, "stages": stages}
         write_json(args.json_out, record)
     return 0
 
