@@ -10,6 +10,7 @@ EXTRAS = {
     "train": ("tensorflow", "keras", "matplotlib"),
     "export": ("tensorflow", "keras", "tf2onnx", "onnx"),
     "peers": ("tensorflow", "tf_keras"),
+    "distributed": ("ray",),
 }
 """Modules each extra of pyproject.toml brings, by import name."""
 

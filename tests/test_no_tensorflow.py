@@ -1,5 +1,6 @@
 """The runtime never imports TensorFlow: every runtime module, the pipeline and edgemask-run run in a
-subprocess where importing tensorflow (or Keras) fails, and afterwards none of them is in sys.modules."""
+subprocess where importing tensorflow (or Keras, or Ray: only ``--engine ray`` may) fails, and afterwards
+none of them is in sys.modules."""
 
 from __future__ import annotations
 
@@ -21,11 +22,11 @@ from edgemask.core.formats import DEFAULT_DETECTOR, DEFAULT_FORMAT, default_prec
 BLOCKER = '''
 import sys
 
-BLOCKED = ("tensorflow", "keras", "tf_keras")
+BLOCKED = ("tensorflow", "keras", "tf_keras", "ray")
 
 
 class BlockTensorFlow:
-    """A meta-path finder that refuses TensorFlow and Keras, as on a device without them."""
+    """A meta-path finder that refuses TensorFlow, Keras and Ray, as on a device without them."""
 
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in BLOCKED:
@@ -83,7 +84,7 @@ with redirect_stdout(out):
         assert main(["--source", {folder!r}, "--json", "--quiet", "--max-frames", "2"]) == 0
 records = [json.loads(line) for line in out.getvalue().splitlines()]
 assert len(records) == (3 if {real!r} else 1), records
-leaked = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "tf_keras"))
+leaked = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "tf_keras", "ray"))
 assert not leaked, leaked
 print("OK", len(records), "records; backend modules:", sorted(m for m in sys.modules if "litert" in m)[:1])
 """

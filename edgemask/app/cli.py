@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable
 from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 
 from edgemask.app import autoselect
@@ -37,6 +38,13 @@ from edgemask.app.runner import (
 from edgemask.app.serve import LiveServer, ServeError, add_serve_options, serve_until_stopped, serving
 from edgemask.app.sinks import Sink
 from edgemask.app.sorting.manifest import SortError
+from edgemask.app.sorting.ray_engine import (
+    EngineError,
+    RayRun,
+    add_engine_options,
+    check_engine_options,
+    sort_on_ray,
+)
 from edgemask.app.sources import Source, SourceError, is_live, open_source
 from edgemask.app.tracking import add_tracking_options, tracked_pipeline
 from edgemask.argtypes import (
@@ -254,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_tracking_options(parser)
     add_serve_options(parser)
+    add_engine_options(parser)
     return parser
 
 
@@ -322,6 +331,9 @@ def costly_sizes(args: argparse.Namespace) -> list[str]:
 def run(
     args: argparse.Namespace, make_pipeline: Callable[[argparse.Namespace], FramePipeline], console: Console
 ) -> int:
+    check_engine_options(args)
+    if args.engine == "ray":
+        return run_on_ray(args, make_pipeline, console)
     if args.show and (problem := gui_problem()):
         raise UsageError(problem)
     if args.sort_into is not None and args.camera is not None and args.track is False:
@@ -336,6 +348,32 @@ def run(
         raise UsageError("--serve-token: the token must not be empty")
     with serving(args.serve, args.serve_token, args.serve_clients, console.say) as server:
         return run_source(args, make_pipeline, console, server)
+
+
+def run_on_ray(
+    args: argparse.Namespace, make_pipeline: Callable[[argparse.Namespace], FramePipeline], console: Console
+) -> int:
+    """``--engine ray``: the workers build the pipeline from the model files resolved here, by absolute
+    path and one thread each; it is built here once first, so a model problem is one line, not a failure
+    in every worker."""
+    try:
+        models = {
+            flag: str(resolve_model(getattr(args, flag), args.backend, flag, args.precision).absolute())
+            for flag in ("detector", "classifier")
+        }
+    except ModelNotFound as e:
+        raise UsageError(str(e)) from e
+    worker_args = argparse.Namespace(**{**vars(args), **models, "threads": 1})
+    margin = make_pipeline(worker_args).margin
+    source = open_input(args)
+    if source.total == 0:
+        source.close()
+        console.say(f"no files in {source.name}")
+        return EXIT_FAILED
+    run = RayRun(
+        partial(make_pipeline, worker_args), margin, args.workers, args.ray_address, args.verbose, args.quiet
+    )
+    return sort_on_ray(source, args.sort_into, run, console)
 
 
 def open_input(args: argparse.Namespace) -> Source:
@@ -425,7 +463,7 @@ def main(
     console = Console(args.quiet)
     try:
         return run(args, make_pipeline or load_pipeline, console)
-    except (UsageError, SourceError, SaveError, SortError, ServeError, CountLineError) as e:
+    except (UsageError, SourceError, SaveError, SortError, ServeError, CountLineError, EngineError) as e:
         console.say(f"error: {e}")
         return EXIT_USAGE
     except KeyboardInterrupt:
