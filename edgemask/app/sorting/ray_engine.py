@@ -64,10 +64,10 @@ from edgemask.app.sources import (
     ZERO_BYTE,
     ImageFiles,
     decode,
-    is_image_name,
     is_live,
 )
 from edgemask.argtypes import at_least, host_port
+from edgemask.core.imageio import is_image_file
 from edgemask.core.pipeline import FramePipeline, FrameResult
 from edgemask.extras import missing_extra
 
@@ -216,7 +216,7 @@ def plan(source: ImageFiles, folder: SortFolder) -> Plan:
     to_read, settled, names = [], [], {}
     for path in source.paths:
         name = str(path)
-        if not is_image_name(path):
+        if not is_image_file(path):
             settled.append((name, NOT_AN_IMAGE))
         elif not os.access(path, os.R_OK):
             settled.append((name, UNREADABLE))
