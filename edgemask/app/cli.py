@@ -149,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument(
         "--verbose",
         action="store_true",
-        help="also print which model files were chosen and every candidate's measured time",
+        help="also print which model files were chosen and every candidate's measured time; with "
+        "--engine ray, show Ray's own log lines too (by default they go to its log folder)",
     )
     out.add_argument(
         "--quiet",
@@ -287,6 +288,25 @@ def run_options(
     )
 
 
+def resolve_models(args: argparse.Namespace, options: PipelineOptions) -> tuple[Path, Path]:
+    """The detector's and the classifier's files, ``auto`` picked by measurement (cached) the same way
+    for this process and for Ray's workers; ``--verbose`` prints the choice."""
+    console = Console(args.quiet)
+    chooser = autoselect.Chooser(
+        autoselect.ChoiceCache(autoselect.default_cache_path(), console.warn),
+        console.warn,
+        operating_point={"detector_size": args.detector_size, "small_face_size": args.small_face_size},
+        detector_options=options.detector,
+    )
+    detector = resolve_model(args.detector, args.format, "detector", args.precision, chooser.choose)
+    classifier = resolve_model(args.classifier, args.format, "classifier", args.precision, chooser.choose)
+    args.model_choices = chooser.choices
+    if args.verbose:
+        for choice in chooser.choices:
+            console.say(choice.summary())
+    return detector, classifier
+
+
 def load_pipeline(args: argparse.Namespace) -> FramePipeline:
     """The real two-stage pipeline from the model options."""
     from edgemask.core.backends import BackendError
@@ -294,21 +314,9 @@ def load_pipeline(args: argparse.Namespace) -> FramePipeline:
     from edgemask.core.pipeline import Pipeline
 
     pin_mmap_threshold()
-    console = Console(args.quiet)
     options = pipeline_options(args)
-    chooser = autoselect.Chooser(
-        autoselect.ChoiceCache(autoselect.default_cache_path(), console.warn),
-        console.warn,
-        operating_point={"detector_size": args.detector_size, "small_face_size": args.small_face_size},
-        detector_options=options.detector,
-    )
     try:
-        detector = resolve_model(args.detector, args.format, "detector", args.precision, chooser.choose)
-        classifier = resolve_model(args.classifier, args.format, "classifier", args.precision, chooser.choose)
-        args.model_choices = chooser.choices
-        if args.verbose:
-            for choice in chooser.choices:
-                console.say(choice.summary())
+        detector, classifier = resolve_models(args, options)
         return Pipeline.from_paths(detector, classifier, options)
     except (ModelNotFound, BackendError, MetadataError, ValueError) as e:
         raise UsageError(str(e)) from e
@@ -356,14 +364,15 @@ def run_on_ray(
     """``--engine ray``: the workers build the pipeline from the model files resolved here, by absolute
     path and one thread each; it is built here once first, so a model problem is one line, not a failure
     in every worker."""
+    from edgemask.core.backends import BackendError
+    from edgemask.core.metadata import MetadataError
+
     try:
-        models = {
-            flag: str(resolve_model(getattr(args, flag), args.backend, flag, args.precision).absolute())
-            for flag in ("detector", "classifier")
-        }
-    except ModelNotFound as e:
+        detector, classifier = resolve_models(args, pipeline_options(args))
+    except (ModelNotFound, BackendError, MetadataError, ValueError) as e:
         raise UsageError(str(e)) from e
-    worker_args = argparse.Namespace(**{**vars(args), **models, "threads": 1})
+    models = {"detector": str(detector.absolute()), "classifier": str(classifier.absolute())}
+    worker_args = argparse.Namespace(**{**vars(args), **models, "threads": 1, "verbose": False})
     margin = make_pipeline(worker_args).margin
     source = open_input(args)
     if source.total == 0:

@@ -117,11 +117,6 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
         metavar="HOST:PORT",
         help="join this running Ray cluster (default: a local cluster started for the run and stopped after)",
     )
-    group.add_argument(
-        "--verbose",
-        action="store_true",
-        help="show Ray's own log lines (by default they go to its log folder)",
-    )
 
 
 def check_engine_options(args: argparse.Namespace) -> None:
