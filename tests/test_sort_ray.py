@@ -11,6 +11,7 @@ import hashlib
 import importlib.util
 import io
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -52,11 +53,15 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A 2-CPU Ray cluster of its own for this module (``ray start --head --block``), stopped at the end."""
+    """A 2-CPU Ray cluster of its own for this module (``ray start --head --block``), stopped at the end.
+    It wants a token, as Ray 2.60's clusters do; the token is this module's own (``RAY_AUTH_TOKEN`` in
+    the environment while it runs), so a fresh machine without ``~/.ray/auth_token`` runs it too."""
     port = free_port()
     log = tmp_path_factory.mktemp("ray-head") / "head.log"
+    token = os.environ.get("RAY_AUTH_TOKEN") or secrets.token_hex(32)
     env = {
         **os.environ,
+        "RAY_AUTH_TOKEN": token,
         "RAY_AUTH_MODE": "token",
         "RAY_USAGE_STATS_ENABLED": "0",
         "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
@@ -80,7 +85,9 @@ def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         while probe("127.0.0.1", port, timeout=1.0) is not None:
             assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.5)
-        yield f"127.0.0.1:{port}"
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("RAY_AUTH_TOKEN", token)
+            yield f"127.0.0.1:{port}"
     finally:
         process.send_signal(signal.SIGTERM)
         try:
