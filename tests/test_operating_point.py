@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from edgemask.core.detectors import DetectorOptions, default_passes, load_detector, res10, yunet
-from edgemask.core.formats import DEFAULT_VARIANT, DETECTORS
+from edgemask.core.formats import DEFAULT_VARIANT, DETECTORS, family_of
 from edgemask.core.imageio import list_images, read_image
 from edgemask.export.calibration import runtime_passes
 
@@ -37,9 +37,10 @@ def frames(scenes_dir: Path) -> list[np.ndarray]:
 def test_shipped_file_records_its_family_operating_point(family: str) -> None:
     detector = load_detector(shipped(family))
     meta = detector.backend.meta
-    assert (detector.family, meta.family) == (family, family)
-    assert meta.operating_point == FAMILIES[family].OPERATING_POINT
-    assert detector.conf_threshold == FAMILIES[family].DEFAULT_CONFIDENCE
+    kind = family_of(family)
+    assert (detector.family, meta.family) == (kind, kind)
+    assert meta.operating_point == FAMILIES[kind].OPERATING_POINT
+    assert detector.conf_threshold == FAMILIES[kind].DEFAULT_CONFIDENCE
 
 
 @pytest.mark.parametrize("family", DETECTORS)
