@@ -103,7 +103,11 @@ def test_tensorflow_chatter_on_fd_2_is_dropped_and_the_rest_kept(capfd, monkeypa
 
 @pytest.mark.parametrize("verbose", [False, True])
 def test_other_libraries_info_lines_only_with_verbose(verbose: bool, monkeypatch) -> None:
-    monkeypatch.delenv(KEEP_ENV, raising=False)
+    for name in (KEEP_ENV, "TF_CPP_MIN_LOG_LEVEL"):
+        # set before deleted, so monkeypatch undoes what configure_logging sets: a leaked
+        # EDGEMASK_NATIVE_LOG=1 let LiteRT's INFO line through in every later test's subprocess
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     root = logging.getLogger()
     monkeypatch.setattr(root, "level", root.level)
     configure_logging(verbose)
