@@ -21,7 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemask.argtypes import at_least, fraction, network_side, side_or_off, thread_count
+from edgemask.argtypes import (
+    DefaultsHelpFormatter,
+    at_least,
+    fraction,
+    network_side,
+    side_or_off,
+    thread_count,
+)
 from edgemask.assets import DETECTOR_CAFFEMODEL, DETECTOR_PROTOTXT, REPO_ROOT, dataset, fetch, find
 from edgemask.core.formats import DEFAULT_VARIANT, DETECTORS, VARIANTS, Variant, family_of
 from edgemask.core.metadata import read_metadata
@@ -44,9 +51,7 @@ QUICK_SCENES = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=DefaultsHelpFormatter)
     p.add_argument("--scenes", type=Path, help="VOC scenes folder (default: scenes_dev from the assets)")
     p.add_argument("--models", type=Path, default=REPO_ROOT / "models", help="folder of exported models")
     p.add_argument("--detectors", nargs="+", choices=DETECTORS, default=list(DETECTORS))

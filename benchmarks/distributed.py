@@ -47,7 +47,7 @@ from edgemask.app.sorting.manifest import MANIFEST, SortFolder
 from edgemask.app.sorting.ray_engine import PipelineCounts, RayRun, plan, stream_outcomes
 from edgemask.app.sorting.ray_engine import file_outcomes as file_ray_outcomes
 from edgemask.app.sources import ImageFiles, decode, list_files
-from edgemask.argtypes import at_least
+from edgemask.argtypes import DefaultsHelpFormatter, at_least
 from edgemask.evaluation.machine import describe, header_markdown
 from edgemask.evaluation.report import table, verdict, write_json
 
@@ -57,9 +57,7 @@ ARMS = (("local engine, 1 thread", "local", 1), ("Ray, 1 worker", "ray", 1), ("R
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=DefaultsHelpFormatter)
     p.add_argument("--source", type=Path, help="images to sort (default: scenes_dev/images)")
     p.add_argument("--images", type=at_least(2), default=400, help="the first N images of the source")
     p.add_argument("--quick", action="store_true", help="20 images")

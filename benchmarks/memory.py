@@ -32,7 +32,7 @@ from pathlib import Path
 
 from edgemask import __version__, assets
 from edgemask.app.models import MODELS_ENV, resolve_model
-from edgemask.argtypes import at_least
+from edgemask.argtypes import DefaultsHelpFormatter, at_least
 from edgemask.core.backends import MAX_INTERPRETERS, load_backend
 from edgemask.core.formats import DEFAULT_DETECTOR, DETECTORS, FORMATS
 from edgemask.core.integrity import tflite_checksum, verify_onnx, verify_tflite
@@ -55,9 +55,7 @@ BASELINE_CHILD = "import sys\nfrom edgemask.app.cli import main\nsys.exit(main(s
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=DefaultsHelpFormatter)
     p.add_argument("--source", type=Path, help="images to run on (default: scenes_dev/images)")
     p.add_argument("--detector", default=DEFAULT_DETECTOR, choices=DETECTORS, help="detector family")
     p.add_argument("--backend", default="tflite", choices=list(FORMATS), help="model format")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemask.argtypes import at_least
+from edgemask.argtypes import DefaultsHelpFormatter, at_least
 from edgemask.assets import REPO_ROOT, dataset
 from edgemask.core.pipeline import Face, FramePipeline
 from edgemask.core.tracked import TrackedPipeline
@@ -62,9 +62,7 @@ class ModeRun:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=DefaultsHelpFormatter)
     p.add_argument("--scenes", type=Path, help="VOC scenes folder (default: scenes_dev from the assets)")
     p.add_argument("--models", type=Path, default=REPO_ROOT / "models", help="folder of the default models")
     p.add_argument("--sequences", type=at_least(1), default=4, help="videos to film")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -95,6 +96,13 @@ def test_latency_help_names_each_default_once():
     options = " ".join(text.split("options:")[1].split())
     assert "(default: None)" not in options and "(default: False)" not in options
     assert "(default: scenes_dev from the assets)" in options and "(default: 100)" in options
+
+
+@pytest.mark.parametrize("script", ["accuracy.py", "memory.py", "tracking.py", "distributed.py"])
+def test_every_benchmark_help_names_each_default_once(script: str):
+    text = " ".join(run_script(script, "--help").split())
+    assert "(default: None)" not in text and "(default: False)" not in text
+    assert not re.search(r"\(default: [^)]*\) \(default:", text)  # "(default: the file's) (default: None)"
 
 
 def test_memory_probe_sees_the_model_loaded(scenes_dir: Path):
