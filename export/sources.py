@@ -18,7 +18,7 @@ import numpy as np
 from edgemask import __version__
 from edgemask.assets import REPO_ROOT, file_digest
 from edgemask.core.detectors import res10, yunet
-from edgemask.core.formats import FORMATS, format_of
+from edgemask.core.formats import FORMATS, MODELS, format_of
 from edgemask.core.metadata import GridConfig, ModelMeta
 from edgemask.core.ops.yunet import HEAD_KINDS
 from edgemask.export.caffe_proto import CaffeFormatError, read_caffemodel, read_prototxt
@@ -134,7 +134,8 @@ def load_fine_tuned_yunet(
 ) -> ExportSource:
     """A YuNet fine-tuned by ``edgemask-train detector``: its ``.keras`` weights in the source ONNX graph
     rebuilt at ``size`` (so a fixed-size fallback is the same network), with the training record
-    (``<stem>.training.json`` beside the file, when there) in the metadata."""
+    (``<stem>.training.json`` beside the file, when there) and its own score threshold (the model
+    table's) in the metadata."""
     keras_path = Path(keras_path)
     if not keras_path.is_file():
         raise SourceError(
@@ -156,6 +157,7 @@ def load_fine_tuned_yunet(
     training = json.loads(record.read_text()) if record.is_file() else {}
     meta = replace(
         base.meta,
+        thresholds={**base.meta.thresholds, "confidence": MODELS["yunet_masked"].confidence},
         sources={**base.meta.sources, keras_path.name: file_digest(keras_path)},
         extra={**base.meta.extra, "training": training},
     )

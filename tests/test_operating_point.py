@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from edgemask.core.detectors import DetectorOptions, default_passes, load_detector, res10, yunet
-from edgemask.core.formats import DEFAULT_VARIANT, DETECTORS, family_of
+from edgemask.core.formats import DEFAULT_VARIANT, DETECTORS, MODELS, family_of
 from edgemask.core.imageio import list_images, read_image
 from edgemask.export.calibration import runtime_passes
 
@@ -40,7 +40,7 @@ def test_shipped_file_records_its_family_operating_point(family: str) -> None:
     kind = family_of(family)
     assert (detector.family, meta.family) == (kind, kind)
     assert meta.operating_point == FAMILIES[kind].OPERATING_POINT
-    assert detector.conf_threshold == FAMILIES[kind].DEFAULT_CONFIDENCE
+    assert detector.conf_threshold == (MODELS[family].confidence or FAMILIES[kind].DEFAULT_CONFIDENCE)
 
 
 @pytest.mark.parametrize("family", DETECTORS)
