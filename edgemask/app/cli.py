@@ -89,6 +89,7 @@ examples:
   edgemask-run --source raw/ --sort-into sorted/      crop faces into sorted/{with_mask,without_mask}/
   edgemask-run --camera 0 --detector-size 320 --threads 4   faster, for faces close to the camera
   edgemask-run --source photos/ --detector res10      OpenCV's res10 SSD instead of YuNet
+  edgemask-run --source photos/ --detector yunet_masked   YuNet fine-tuned on masked faces
   edgemask-run --source photos/ --format onnx --conf 0.3
   edgemask-run --camera picam --serve 8080            live view at http://127.0.0.1:8080/ (this machine)
   edgemask-run --camera picam --serve 0.0.0.0:8080 --serve-token SECRET   reachable from the network
